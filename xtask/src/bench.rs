@@ -1,0 +1,69 @@
+//! `cargo xtask bench [GROUP]`: runs the release benchmarks and prints every figure
+//! as `figure: <name> = <value> <unit>`.
+//!
+//! Criterion benches write their estimates under `target/criterion`; this task runs
+//! them, reads the mean time per iteration back, and derives the figures (ratios are
+//! always between two measurements of the same run).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{cargo, run as sh, workspace_root};
+
+/// Benchmark groups: (name, what it measures).
+const GROUPS: &[(&str, &str)] = &[("auth", "envelope verification vs raw ed25519 (mesh-auth)")];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let selected: Vec<&str> = match args.first().map(String::as_str) {
+        None | Some("all") => GROUPS.iter().map(|(name, _)| *name).collect(),
+        Some(name) if GROUPS.iter().any(|(g, _)| *g == name) => vec![name],
+        Some(other) => {
+            let known: Vec<_> = GROUPS.iter().map(|(g, what)| format!("  {g:8} {what}")).collect();
+            bail!("unknown bench group {other:?}; groups:\n{}", known.join("\n"))
+        }
+    };
+    let mut figures = Vec::new();
+    for group in selected {
+        match group {
+            "auth" => figures.extend(auth()?),
+            _ => unreachable!("group list and match agree"),
+        }
+    }
+    println!();
+    for (name, value, unit) in figures {
+        println!("figure: {name} = {value} {unit}");
+    }
+    Ok(())
+}
+
+fn auth() -> Result<Vec<(String, String, &'static str)>> {
+    sh(cargo().args(["bench", "--locked", "-p", "mesh-auth", "--bench", "verify"]))?;
+    let raw1 = mean_ns("verify", "raw_ed25519_x1")?;
+    let env1 = mean_ns("verify", "envelope_1_signer")?;
+    let raw3 = mean_ns("verify", "raw_ed25519_x3")?;
+    let env3 = mean_ns("verify", "envelope_3_signers")?;
+    let per_s = |ns: f64| format!("{:.0}", 1e9 / ns);
+    Ok(vec![
+        ("verify_envelope_ratio".into(), format!("{:.3}", env1 / raw1), "x"),
+        ("verify_envelope_ratio_3_signers".into(), format!("{:.3}", env3 / raw3), "x"),
+        ("verify_raw_ed25519_per_s".into(), per_s(raw1), "verifications/s"),
+        ("verify_envelope_1_signer_per_s".into(), per_s(env1), "envelopes/s"),
+        ("verify_envelope_3_signers_per_s".into(), per_s(env3), "envelopes/s"),
+    ])
+}
+
+/// Mean time per iteration (ns) of a criterion benchmark from its estimates file.
+fn mean_ns(group: &str, id: &str) -> Result<f64> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("criterion").join(group).join(id).join("new").join("estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading criterion estimates {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    json["mean"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("no mean.point_estimate in {}", path.display()))
+}

@@ -1,0 +1,44 @@
+//! `cargo xtask ci`: what CI runs, in the order that fails fastest.
+
+use anyhow::Result;
+
+use crate::util::{cargo, run as sh};
+
+pub(crate) fn run(_args: &[String]) -> Result<()> {
+    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // nextest when installed (faster, per-test timeouts), plain cargo test otherwise.
+    if has_subcommand("nextest") {
+        sh(cargo().args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]))?;
+        // nextest does not run doc tests.
+        sh(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
+    } else {
+        sh(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))?;
+    }
+    // Dependency policy (deny.toml) when cargo-deny is installed; it is optional so
+    // that a machine with only the Rust toolchain can run CI.
+    if has_subcommand("deny") {
+        sh(cargo().args(["deny", "check", "bans", "licenses", "sources"]))?;
+    } else {
+        eprintln!("xtask ci: cargo-deny not installed; skipping `cargo deny check`");
+    }
+    eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn has_subcommand(name: &str) -> bool {
+    cargo()
+        .args([name, "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
