@@ -11,8 +11,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{cargo, run as sh, workspace_root};
 
+/// One figure: name, value, unit.
+type Figure = (String, String, String);
+
 /// Benchmark groups: (name, what it measures).
-const GROUPS: &[(&str, &str)] = &[("auth", "envelope verification vs raw ed25519 (mesh-auth)")];
+const GROUPS: &[(&str, &str)] = &[
+    ("auth", "envelope verification vs raw ed25519 (mesh-auth)"),
+    ("mesh", "boot-to-converged for 9 and 32 nodes, failure detection (mesh)"),
+];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let selected: Vec<&str> = match args.first().map(String::as_str) {
@@ -27,6 +33,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for group in selected {
         match group {
             "auth" => figures.extend(auth()?),
+            "mesh" => figures.extend(figure_lines(&["-p", "mesh", "--bench", "cluster"])?),
             _ => unreachable!("group list and match agree"),
         }
     }
@@ -37,7 +44,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn auth() -> Result<Vec<(String, String, &'static str)>> {
+fn auth() -> Result<Vec<Figure>> {
     sh(cargo().args(["bench", "--locked", "-p", "mesh-auth", "--bench", "verify"]))?;
     let raw1 = mean_ns("verify", "raw_ed25519_x1")?;
     let env1 = mean_ns("verify", "envelope_1_signer")?;
@@ -45,12 +52,34 @@ fn auth() -> Result<Vec<(String, String, &'static str)>> {
     let env3 = mean_ns("verify", "envelope_3_signers")?;
     let per_s = |ns: f64| format!("{:.0}", 1e9 / ns);
     Ok(vec![
-        ("verify_envelope_ratio".into(), format!("{:.3}", env1 / raw1), "x"),
-        ("verify_envelope_ratio_3_signers".into(), format!("{:.3}", env3 / raw3), "x"),
-        ("verify_raw_ed25519_per_s".into(), per_s(raw1), "verifications/s"),
-        ("verify_envelope_1_signer_per_s".into(), per_s(env1), "envelopes/s"),
-        ("verify_envelope_3_signers_per_s".into(), per_s(env3), "envelopes/s"),
+        ("verify_envelope_ratio".into(), format!("{:.3}", env1 / raw1), "x".into()),
+        ("verify_envelope_ratio_3_signers".into(), format!("{:.3}", env3 / raw3), "x".into()),
+        ("verify_raw_ed25519_per_s".into(), per_s(raw1), "verifications/s".into()),
+        ("verify_envelope_1_signer_per_s".into(), per_s(env1), "envelopes/s".into()),
+        ("verify_envelope_3_signers_per_s".into(), per_s(env3), "envelopes/s".into()),
     ])
+}
+
+/// Runs a bench binary that prints its own `figure:` lines; echoes its output
+/// and returns the figures.
+fn figure_lines(args: &[&str]) -> Result<Vec<Figure>> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "--locked"]).args(args);
+    eprintln!("$ cargo bench --locked {}", args.join(" "));
+    let out = cmd.stderr(std::process::Stdio::inherit()).output().context("running cargo bench")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    if !out.status.success() {
+        bail!("cargo bench {} failed ({})", args.join(" "), out.status);
+    }
+    let mut figures = Vec::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("figure: ") else { continue };
+        let Some((name, value)) = rest.split_once(" = ") else { continue };
+        let (value, unit) = value.split_once(' ').unwrap_or((value, ""));
+        figures.push((name.to_owned(), value.to_owned(), unit.to_owned()));
+    }
+    Ok(figures)
 }
 
 /// Mean time per iteration (ns) of a criterion benchmark from its estimates file.

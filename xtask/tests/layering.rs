@@ -29,3 +29,8 @@ fn assert_free_of(package: &str, forbidden: &[&str]) {
 fn mesh_auth_has_no_runtime_or_network_or_ui_dependency() {
     assert_free_of("mesh-auth", &["tokio", "snow", "mesh", "mesh-rpc", "ratatui", "crossterm"]);
 }
+
+#[test]
+fn mesh_knows_nothing_of_higher_layers_or_terminals() {
+    assert_free_of("mesh", &["mesh-rpc", "mesh-blobs", "deck-model", "ratatui", "crossterm"]);
+}

@@ -8,6 +8,7 @@ use mesh_auth::{
     VerifierConfig, verify_chain,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -44,7 +45,11 @@ fn signed(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/props.txt"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn sign_verify_round_trip(

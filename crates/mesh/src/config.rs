@@ -1,0 +1,286 @@
+//! Node configuration: identity, cluster key, seeds, timing profile and limits.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use mesh_auth::{EntityKeypair, PublicKey};
+use zeroize::Zeroize;
+
+use crate::MeshError;
+
+/// The 32-byte shared secret that keeps strangers out of the cluster.
+///
+/// It is the Noise pre-shared key: a node without it cannot complete (or even start)
+/// a handshake. Zeroized on drop; `Debug` prints only a fingerprint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterKey([u8; 32]);
+
+impl ClusterKey {
+    /// Wraps 32 secret bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh random key from the operating system.
+    pub fn generate() -> Result<Self, MeshError> {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).map_err(|e| MeshError::Random(e.to_string()))?;
+        Ok(Self(bytes))
+    }
+
+    /// The secret bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A short, non-secret fingerprint (first 4 bytes of its blake3 hash, hex) to
+    /// tell keys apart in logs.
+    pub fn fingerprint(&self) -> String {
+        let hash = blake3_fingerprint(&self.0);
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads a key file: 64 hex digits on the first non-comment line.
+    pub fn load(path: &Path) -> Result<Self, MeshError> {
+        let bad = |reason: &str| MeshError::ClusterKey {
+            path: path.display().to_string(),
+            reason: reason.to_owned(),
+        };
+        let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
+        if meta.len() > 4096 {
+            return Err(bad("file too large to be a cluster key"));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .ok_or_else(|| bad("empty file"))?;
+        let bytes = decode_hex32(line).ok_or_else(|| bad("expected 64 hex digits"))?;
+        Ok(Self(bytes))
+    }
+}
+
+impl Drop for ClusterKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClusterKey(fingerprint {})", self.fingerprint())
+    }
+}
+
+fn blake3_fingerprint(bytes: &[u8; 32]) -> [u8; 4] {
+    // Hashed under its own context, so the fingerprint reveals nothing of the key.
+    let full = blake3::derive_key("meshdeck 2026-11 cluster key fingerprint v1", bytes);
+    [full[0], full[1], full[2], full[3]]
+}
+
+fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    let raw = text.as_bytes();
+    if raw.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in raw.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// How often nodes probe each other and how quickly they give up on one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimingProfile {
+    /// Interval between pings to each peer.
+    pub probe_interval: Duration,
+    /// A peer silent for longer than this is Degraded (missed probes).
+    pub degraded_after: Duration,
+    /// A peer silent for longer than this is Unreachable.
+    pub unreachable_after: Duration,
+    /// A peer whose smoothed RTT exceeds this is Degraded.
+    pub degraded_rtt: Duration,
+    /// How long one handshake attempt may take before it is retried.
+    pub handshake_timeout: Duration,
+    /// How long the node with the larger id waits for the smaller one to initiate
+    /// before initiating itself (avoids duplicate handshakes on join).
+    pub initiate_fallback: Duration,
+    /// How often an Unreachable member is redialled (doubles up to 8x on failure).
+    pub redial_interval: Duration,
+    /// Full member lists are pushed to every peer this often (heals missed news).
+    pub gossip_interval: Duration,
+    /// An Unreachable peer is forgotten after this long.
+    pub forget_after: Duration,
+    /// Incomplete fragmented messages are dropped after this long.
+    pub reassembly_timeout: Duration,
+}
+
+impl TimingProfile {
+    /// For nodes on one machine: probe every 100 ms, Unreachable after 800 ms of
+    /// silence (so a dead node is seen within 1 s).
+    pub fn loopback() -> Self {
+        Self {
+            probe_interval: Duration::from_millis(100),
+            degraded_after: Duration::from_millis(350),
+            unreachable_after: Duration::from_millis(800),
+            degraded_rtt: Duration::from_millis(50),
+            handshake_timeout: Duration::from_secs(1),
+            initiate_fallback: Duration::from_secs(1),
+            redial_interval: Duration::from_millis(500),
+            gossip_interval: Duration::from_secs(1),
+            forget_after: Duration::from_secs(60),
+            reassembly_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// For nodes on a local network: probe every second, Unreachable after 4.5 s
+    /// of silence (within 5 s).
+    pub fn lan() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(1),
+            degraded_after: Duration::from_millis(2_500),
+            unreachable_after: Duration::from_millis(4_500),
+            degraded_rtt: Duration::from_millis(250),
+            handshake_timeout: Duration::from_secs(1),
+            initiate_fallback: Duration::from_secs(2),
+            redial_interval: Duration::from_secs(2),
+            gossip_interval: Duration::from_secs(5),
+            forget_after: Duration::from_secs(600),
+            reassembly_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// The profile by name (`loopback` or `lan`).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "loopback" => Some(Self::loopback()),
+            "lan" => Some(Self::lan()),
+            _ => None,
+        }
+    }
+}
+
+impl Default for TimingProfile {
+    fn default() -> Self {
+        Self::loopback()
+    }
+}
+
+/// Size and memory limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest UDP payload this node sends (default 1200 bytes, safe for any
+    /// path MTU). Larger messages are fragmented.
+    pub datagram_budget: usize,
+    /// Largest datagram accepted; anything bigger is dropped as too-large
+    /// (default 16 KiB).
+    pub max_datagram: usize,
+    /// Largest message (before fragmentation) sent or reassembled (default 8 MiB).
+    pub max_message: usize,
+    /// Bytes of incomplete messages held per session (default 16 MiB).
+    pub reassembly_bytes_per_session: usize,
+    /// Incomplete messages held per session (default 64).
+    pub reassembly_messages_per_session: usize,
+    /// Responder-side handshakes in progress at once (default 1024).
+    pub max_pending_handshakes: usize,
+    /// Messages queued per subscriber before new ones are dropped (default 4096).
+    pub subscriber_queue: usize,
+    /// Kernel socket buffer size requested for send and receive (default 4 MiB;
+    /// the kernel may grant less).
+    pub socket_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            datagram_budget: 1200,
+            max_datagram: 16 * 1024,
+            max_message: 8 * 1024 * 1024,
+            reassembly_bytes_per_session: 16 * 1024 * 1024,
+            reassembly_messages_per_session: 64,
+            max_pending_handshakes: 1024,
+            subscriber_queue: 4096,
+            socket_buffer: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything [`crate::MeshNode::start`] needs.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// Address to bind (default `127.0.0.1:0`).
+    pub bind: SocketAddr,
+    /// The node's identity; a fresh one is generated when `None`.
+    pub identity: Option<EntityKeypair>,
+    /// The cluster's shared key.
+    pub cluster_key: ClusterKey,
+    /// Addresses (`host:port`) of nodes to join through.
+    pub seeds: Vec<String>,
+    /// Probe and failure-detection timings.
+    pub timing: TimingProfile,
+    /// When set, only nodes with one of these ed25519 keys get a session.
+    pub allow_list: Option<HashSet<PublicKey>>,
+    /// Size and memory limits.
+    pub limits: Limits,
+    /// Free-form role flags announced in the handshake (bit 0: operator node).
+    pub flags: u32,
+}
+
+impl MeshConfig {
+    /// Defaults around `cluster_key`: bind `127.0.0.1:0`, loopback timing.
+    pub fn new(cluster_key: ClusterKey) -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            identity: None,
+            cluster_key,
+            seeds: Vec::new(),
+            timing: TimingProfile::loopback(),
+            allow_list: None,
+            limits: Limits::default(),
+            flags: 0,
+        }
+    }
+
+    /// Sets the bind address.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Sets the node identity.
+    pub fn identity(mut self, key: EntityKeypair) -> Self {
+        self.identity = Some(key);
+        self
+    }
+
+    /// Adds a seed address (`host:port`).
+    pub fn seed(mut self, addr: impl Into<String>) -> Self {
+        self.seeds.push(addr.into());
+        self
+    }
+
+    /// Sets the timing profile.
+    pub fn timing(mut self, timing: TimingProfile) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Restricts sessions to these node keys.
+    pub fn allow_only(mut self, keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        self.allow_list = Some(keys.into_iter().collect());
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}

@@ -1,0 +1,703 @@
+//! `MeshNode`: one node's socket, sessions, membership and probes.
+//!
+//! Two tasks run per node: the receive loop (every datagram is handled inline:
+//! handshake step or decrypt-and-dispatch) and the maintenance tick (probes,
+//! health, handshake retries, gossip, garbage collection). Sends happen on the
+//! caller's task: look up the route, encrypt, `send_to`.
+//!
+//! Submodules split `Inner`'s methods by concern: [`handshake`], [`receive`],
+//! [`maintain`].
+
+mod handshake;
+mod maintain;
+mod receive;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mesh_auth::{EntityKeypair, NodeId, PublicKey};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use snow::HandshakeState;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::MeshConfig;
+use crate::error::{MeshError, SendError};
+use crate::fragment::{Reassembler, ReassemblyDrop, ReassemblyLimits, split};
+use crate::message::{Incoming, MessageKind, Subscription};
+use crate::metrics::{Counters, MeshMetrics};
+use crate::noise::{IdentityProof, MAX_HANDSHAKE_MSG, StaticKey};
+use crate::peer::{Health, PeerInfo, RttStats};
+use crate::session::{OpenError, Session, SessionParams};
+use crate::wire::{Frame, MemberEntry, Packet, TAG_LEN, TRANSPORT_HEADER};
+
+/// At most this many sessions are kept per peer (oldest dropped first).
+const MAX_SESSIONS_PER_PEER: usize = 3;
+/// Fragments sent before yielding to the runtime, so receivers keep up.
+const FRAGMENT_BURST: usize = 64;
+
+/// A running mesh node. Dropping it stops the node (peers are told it left).
+#[derive(Debug)]
+pub struct MeshNode {
+    handle: MeshHandle,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A cheap, cloneable reference to a node for sending and subscribing from any
+/// task. Operations fail with [`SendError::Shutdown`] once the node is stopped.
+#[derive(Clone, Debug)]
+pub struct MeshHandle {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    socket: UdpSocket,
+    /// A duplicate of the socket's descriptor for synchronous sends: tokio's
+    /// `try_send_to` refuses until the reactor has seen the socket writable,
+    /// while the kernel would take the datagram at once.
+    send_socket: std::net::UdpSocket,
+    local_addr: SocketAddr,
+    identity: EntityKeypair,
+    node_id: NodeId,
+    static_key: StaticKey,
+    proof: Vec<u8>,
+    config: MeshConfig,
+    epoch: Instant,
+    state: Mutex<State>,
+    sessions: RwLock<HashMap<u32, Arc<Session>>>,
+    routes: RwLock<HashMap<NodeId, Route>>,
+    /// Copy-on-write lists, so dispatch holds no lock while handlers run.
+    subscribers: RwLock<HashMap<MessageKind, Arc<Vec<Sink>>>>,
+    next_sink_id: AtomicU64,
+    counters: Counters,
+    closed: AtomicBool,
+    stop: watch::Sender<bool>,
+    changes: watch::Sender<u64>,
+    next_msg_id: AtomicU32,
+    idx_base: u32,
+    idx_counter: AtomicU32,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshNode")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Route {
+    session: Arc<Session>,
+    unreachable: bool,
+}
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<NodeId, Peer>,
+    /// Members heard of through gossip that have no session yet.
+    known: HashMap<NodeId, Known>,
+    initiating: HashMap<u32, Initiating>,
+    responding: HashMap<u32, Responding>,
+    /// Initiator sessions waiting for the responder's first packet: the
+    /// responder may still refuse us (allow-list), so the peer is not announced
+    /// until it speaks on the session.
+    unconfirmed: HashMap<u32, Unconfirmed>,
+    seeds: Vec<SocketAddr>,
+    next_seed_dial: Option<Instant>,
+    next_probe: Option<Instant>,
+    next_gossip: Option<Instant>,
+    probe_seq: u64,
+}
+
+struct Peer {
+    public: PublicKey,
+    addr: SocketAddr,
+    version: String,
+    flags: u32,
+    sessions: Vec<Arc<Session>>,
+    rtt: RttStats,
+    left: bool,
+    first_seen: Instant,
+    /// Last health reported through `changes`, to notice transitions.
+    last_label: &'static str,
+    next_redial: Instant,
+    redial_backoff: u32,
+    /// When it became Unreachable (forgotten `forget_after` later).
+    down_since: Option<Instant>,
+}
+
+struct Known {
+    addr: SocketAddr,
+    learned: Instant,
+    next_attempt: Instant,
+}
+
+struct Initiating {
+    hs: HandshakeState,
+    addr: SocketAddr,
+    started: Instant,
+}
+
+struct Unconfirmed {
+    session: Arc<Session>,
+    proof: IdentityProof,
+    started: Instant,
+}
+
+struct Responding {
+    hs: HandshakeState,
+    addr: SocketAddr,
+    remote_idx: u32,
+    started: Instant,
+}
+
+impl MeshNode {
+    /// Binds the socket, starts the node's tasks on the current tokio runtime and
+    /// dials the seeds. Returns as soon as the node is listening; use
+    /// [`MeshNode::changes`] or [`MeshNode::peers`] to see the cluster form.
+    pub async fn start(config: MeshConfig) -> Result<MeshNode, MeshError> {
+        validate(&config)?;
+        let seeds = resolve_seeds(&config.seeds).await?;
+        let (socket, send_socket) = bind(&config)?;
+        let local_addr = socket.local_addr()?;
+        let identity = match &config.identity {
+            Some(key) => key.clone(),
+            None => EntityKeypair::try_generate().map_err(|e| MeshError::Random(e.to_string()))?,
+        };
+        let static_key = StaticKey::generate()?;
+        let proof = IdentityProof::encode_for(&identity, &static_key.public, config.flags);
+        let mut idx_seed = [0u8; 4];
+        getrandom::getrandom(&mut idx_seed).map_err(|e| MeshError::Random(e.to_string()))?;
+        let (stop, _) = watch::channel(false);
+        let (changes, _) = watch::channel(0);
+        let inner = Arc::new(Inner {
+            socket,
+            send_socket,
+            local_addr,
+            node_id: identity.node_id(),
+            identity,
+            static_key,
+            proof,
+            config,
+            epoch: Instant::now(),
+            state: Mutex::new(State { seeds, ..State::default() }),
+            sessions: RwLock::new(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
+            subscribers: RwLock::new(HashMap::new()),
+            next_sink_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            stop,
+            changes,
+            next_msg_id: AtomicU32::new(0),
+            idx_base: u32::from_le_bytes(idx_seed),
+            idx_counter: AtomicU32::new(0),
+        });
+        tracing::debug!(node = %inner.node_id, addr = %local_addr, "mesh node started");
+        let recv = tokio::spawn(recv_loop(inner.clone()));
+        let tick = tokio::spawn(tick_loop(inner.clone()));
+        inner.dial_seeds(Instant::now());
+        Ok(MeshNode { handle: MeshHandle { inner }, tasks: Mutex::new(vec![recv, tick]) })
+    }
+
+    /// A cloneable handle for sending and subscribing from other tasks.
+    pub fn handle(&self) -> MeshHandle {
+        self.handle.clone()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.handle.node_id()
+    }
+
+    /// This node's identity key.
+    pub fn public_key(&self) -> PublicKey {
+        self.handle.inner.identity.public()
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// Every peer with a session (including Unreachable ones not yet forgotten),
+    /// sorted by node id.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.handle.peers()
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> MeshMetrics {
+        self.handle.metrics()
+    }
+
+    /// A receiver that changes whenever a peer joins, leaves or changes health.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.handle.changes()
+    }
+
+    /// Sends a message to a peer (best effort). See [`MeshHandle::send`].
+    pub async fn send(
+        &self,
+        to: NodeId,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.handle.send(to, kind, payload).await
+    }
+
+    /// Subscribes to messages of one kind. See [`MeshHandle::subscribe`].
+    pub fn subscribe(&self, kind: MessageKind) -> Result<Subscription, SendError> {
+        self.handle.subscribe(kind)
+    }
+
+    /// Leaves the cluster (peers are told) and stops the node's tasks.
+    /// Idempotent.
+    pub async fn shutdown(&self) {
+        self.handle.inner.close(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops abruptly, as a crash would: no goodbye to peers. For tests of failure
+    /// detection.
+    #[cfg(feature = "testing")]
+    pub fn crash(&self) {
+        self.handle.inner.close(false);
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for MeshNode {
+    fn drop(&mut self) {
+        self.handle.inner.close(true);
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl MeshHandle {
+    /// The node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// True once the node has been shut down.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// See [`MeshNode::peers`].
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.peers()
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> MeshMetrics {
+        self.inner.counters.snapshot()
+    }
+
+    /// See [`MeshNode::changes`].
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Sends `payload` as a message of `kind` to `to`, best effort: no
+    /// acknowledgement, no retransmission. Messages above the datagram budget are
+    /// fragmented (and yield to the runtime between bursts). Fails fast when there
+    /// is no session, the peer is Unreachable, or the message is too large.
+    pub async fn send(
+        &self,
+        to: NodeId,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        let inner = &self.inner;
+        if self.is_closed() {
+            return Err(SendError::Shutdown);
+        }
+        let limits = &inner.config.limits;
+        if payload.len() > limits.max_message {
+            return Err(SendError::TooLarge { size: payload.len(), max: limits.max_message });
+        }
+        let route = inner.routes.read().get(&to).cloned().ok_or(SendError::NoRoute(to))?;
+        if route.unreachable {
+            return Err(SendError::Unreachable(to));
+        }
+        let budget = limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
+        let mut plain = Vec::with_capacity(budget);
+        if payload.len() + Frame::MESSAGE_OVERHEAD <= budget {
+            Frame::Message { kind: kind.0, payload }.encode_into(&mut plain);
+            inner.send_plain(&route.session, &plain)?;
+        } else {
+            let piece = budget - Frame::FRAGMENT_OVERHEAD;
+            let count = payload.len().div_ceil(piece) as u32;
+            let msg_id = inner.next_msg_id.fetch_add(1, Ordering::Relaxed);
+            for (index, chunk) in split(payload, piece).enumerate() {
+                plain.clear();
+                Frame::Fragment {
+                    msg_id,
+                    index: index as u32,
+                    count,
+                    kind: kind.0,
+                    payload: chunk,
+                }
+                .encode_into(&mut plain);
+                let datagram = route
+                    .session
+                    .seal(&plain)
+                    .ok_or_else(|| SendError::Io("encryption failed".into()))?;
+                inner.send_datagram_waiting(&datagram, route.session.addr).await?;
+                if (index + 1) % FRAGMENT_BURST == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        Counters::bump(&inner.counters.messages_out);
+        Ok(())
+    }
+
+    /// Encodes `value` with postcard and sends it (see [`MeshHandle::send`]).
+    pub async fn send_typed<T: Serialize>(
+        &self,
+        to: NodeId,
+        kind: MessageKind,
+        value: &T,
+    ) -> Result<(), SendError> {
+        let payload = postcard::to_stdvec(value).map_err(|e| SendError::Io(e.to_string()))?;
+        self.send(to, kind, &payload).await
+    }
+
+    /// Subscribes to messages of `kind`. Several subscriptions to one kind each
+    /// get every message.
+    pub fn subscribe(&self, kind: MessageKind) -> Result<Subscription, SendError> {
+        if self.is_closed() {
+            return Err(SendError::Shutdown);
+        }
+        let (tx, rx) = mpsc::channel(self.inner.config.limits.subscriber_queue.max(1));
+        self.inner.edit_sinks(kind, |list| {
+            list.retain(|s| !matches!(s, Sink::Queue(q) if q.is_closed()));
+            list.push(Sink::Queue(tx));
+        });
+        Ok(Subscription { kind, rx })
+    }
+
+    /// Registers `handler` to run inline on the node's receive task for every
+    /// message of `kind`: no queue, no task wake-up, the lowest latency there is.
+    ///
+    /// The handler must be quick and must not block (hand real work to a task).
+    /// It runs while other datagrams wait. Dropping the returned guard removes it.
+    pub fn on_message<F>(&self, kind: MessageKind, handler: F) -> Result<InlineHandler, SendError>
+    where
+        F: Fn(Incoming) + Send + Sync + 'static,
+    {
+        if self.is_closed() {
+            return Err(SendError::Shutdown);
+        }
+        let id = self.inner.next_sink_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.edit_sinks(kind, |list| list.push(Sink::Inline(id, Arc::new(handler))));
+        Ok(InlineHandler { inner: Arc::downgrade(&self.inner), kind, id })
+    }
+}
+
+/// Where messages of one kind go.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    /// A bounded queue read by a [`Subscription`].
+    Queue(mpsc::Sender<Incoming>),
+    /// A callback run on the receive task ([`MeshHandle::on_message`]).
+    Inline(u64, Arc<dyn Fn(Incoming) + Send + Sync>),
+}
+
+/// Keeps an inline message handler registered; dropping it unregisters.
+#[must_use = "dropping the guard unregisters the handler"]
+pub struct InlineHandler {
+    inner: std::sync::Weak<Inner>,
+    kind: MessageKind,
+    id: u64,
+}
+
+impl std::fmt::Debug for InlineHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineHandler").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl Drop for InlineHandler {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.edit_sinks(self.kind, |list| {
+                list.retain(|s| !matches!(s, Sink::Inline(id, _) if *id == self.id));
+            });
+        }
+    }
+}
+
+impl Inner {
+    /// Replaces the sink list of `kind` with an edited copy.
+    fn edit_sinks(&self, kind: MessageKind, edit: impl FnOnce(&mut Vec<Sink>)) {
+        let mut subs = self.subscribers.write();
+        let mut list: Vec<Sink> = subs.get(&kind).map(|l| l.as_ref().clone()).unwrap_or_default();
+        edit(&mut list);
+        if list.is_empty() {
+            subs.remove(&kind);
+        } else {
+            subs.insert(kind, Arc::new(list));
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn bump_changes(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn new_index(&self) -> u32 {
+        // A per-node random base plus a counter, skipping indices in use.
+        loop {
+            let idx = self.idx_base.wrapping_add(
+                self.idx_counter.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9),
+            );
+            let state = self.state.lock();
+            if !self.sessions.read().contains_key(&idx)
+                && !state.initiating.contains_key(&idx)
+                && !state.responding.contains_key(&idx)
+                && !state.unconfirmed.contains_key(&idx)
+            {
+                return idx;
+            }
+        }
+    }
+
+    fn send_datagram(&self, bytes: &[u8], to: SocketAddr) -> Result<(), SendError> {
+        match self.try_send_datagram(bytes, to) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                Counters::bump(&self.counters.send_failed);
+                Err(SendError::Io(e.to_string()))
+            }
+        }
+    }
+
+    fn try_send_datagram(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<()> {
+        self.send_socket.send_to(bytes, to)?;
+        Counters::bump(&self.counters.datagrams_out);
+        self.counters.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a datagram, waiting for socket space if the kernel buffer is full
+    /// (bulk sends of fragments).
+    async fn send_datagram_waiting(&self, bytes: &[u8], to: SocketAddr) -> Result<(), SendError> {
+        for _ in 0..100 {
+            match self.try_send_datagram(bytes, to) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                Err(e) => {
+                    Counters::bump(&self.counters.send_failed);
+                    return Err(SendError::Io(e.to_string()));
+                }
+            }
+        }
+        Counters::bump(&self.counters.send_failed);
+        Err(SendError::Io("socket send buffer stayed full".into()))
+    }
+
+    fn send_plain(&self, session: &Session, plain: &[u8]) -> Result<(), SendError> {
+        let datagram =
+            session.seal(plain).ok_or_else(|| SendError::Io("encryption failed".into()))?;
+        self.send_datagram(&datagram, session.addr)
+    }
+
+    fn send_frame(&self, session: &Session, frame: &Frame<'_>) {
+        let mut plain = Vec::with_capacity(64);
+        frame.encode_into(&mut plain);
+        if plain.len() + TRANSPORT_HEADER + TAG_LEN > self.config.limits.datagram_budget {
+            // Control frames (member lists) that outgrow a datagram go as fragments.
+            if let Frame::Members(_) = frame {
+                self.send_large_control(session, &plain);
+            }
+            return;
+        }
+        let _ = self.send_plain(session, &plain);
+    }
+
+    /// Member lists of big clusters exceed one datagram; wrap the encoded frame in
+    /// an internal message kind and fragment it.
+    fn send_large_control(&self, session: &Session, encoded: &[u8]) {
+        let budget = self.config.limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
+        let piece = budget - Frame::FRAGMENT_OVERHEAD;
+        let count = encoded.len().div_ceil(piece) as u32;
+        let msg_id = self.next_msg_id.fetch_add(1, Ordering::Relaxed);
+        let mut plain = Vec::with_capacity(budget);
+        for (index, chunk) in split(encoded, piece).enumerate() {
+            plain.clear();
+            Frame::Fragment {
+                msg_id,
+                index: index as u32,
+                count,
+                kind: CONTROL_KIND.0,
+                payload: chunk,
+            }
+            .encode_into(&mut plain);
+            let _ = self.send_plain(session, &plain);
+        }
+    }
+
+    fn reassembly_limits(&self) -> ReassemblyLimits {
+        let limits = &self.config.limits;
+        ReassemblyLimits {
+            max_message: limits.max_message,
+            max_bytes: limits.reassembly_bytes_per_session,
+            max_messages: limits.reassembly_messages_per_session,
+            max_piece: limits.max_datagram,
+            timeout: self.config.timing.reassembly_timeout,
+        }
+    }
+
+    // ----- closing -----
+
+    fn close(&self, say_goodbye: bool) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if say_goodbye {
+            let sessions: Vec<Arc<Session>> =
+                self.routes.read().values().map(|r| r.session.clone()).collect();
+            for session in sessions {
+                self.send_frame(&session, &Frame::Leave);
+            }
+        }
+        let _ = self.stop.send(true);
+        // Subscribers see the end of their streams.
+        self.subscribers.write().clear();
+        tracing::debug!(node = %self.node_id, "mesh node stopped");
+    }
+}
+
+/// Message kind used internally for control frames too big for one datagram.
+const CONTROL_KIND: MessageKind = MessageKind::named("mesh/control-fragmented/v1");
+
+async fn recv_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut buf = vec![0u8; 65_536];
+    let mut scratch = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            received = inner.socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => inner.handle_datagram(&buf[..n], from, &mut scratch),
+                Err(e) => {
+                    // ICMP errors surface here on some platforms; keep serving.
+                    tracing::trace!(error = %e, "recv_from failed");
+                }
+            }
+        }
+    }
+}
+
+async fn tick_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let period = (inner.config.timing.probe_interval / 2).max(Duration::from_millis(5));
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            _ = interval.tick() => inner.tick(),
+        }
+    }
+}
+
+fn validate(config: &MeshConfig) -> Result<(), MeshError> {
+    let l = &config.limits;
+    let min_budget =
+        TRANSPORT_HEADER + TAG_LEN + Frame::FRAGMENT_OVERHEAD + crate::fragment::MIN_PIECE;
+    if l.datagram_budget < min_budget
+        || l.datagram_budget > l.max_datagram
+        || l.max_datagram > 65_507
+    {
+        return Err(MeshError::Config(format!(
+            "datagram_budget must be between {min_budget} and max_datagram ({}), and max_datagram at most 65507",
+            l.max_datagram
+        )));
+    }
+    let t = &config.timing;
+    if t.probe_interval.is_zero()
+        || t.unreachable_after <= t.probe_interval
+        || t.degraded_after > t.unreachable_after
+    {
+        return Err(MeshError::Config(
+            "timing: need 0 < probe_interval < unreachable_after and degraded_after <= unreachable_after".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn resolve_seeds(seeds: &[String]) -> Result<Vec<SocketAddr>, MeshError> {
+    let mut out = Vec::new();
+    for seed in seeds {
+        let bad = |reason: String| MeshError::BadSeed { seed: seed.clone(), reason };
+        let addr = match seed.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => tokio::net::lookup_host(seed.as_str())
+                .await
+                .map_err(|e| bad(e.to_string()))?
+                .next()
+                .ok_or_else(|| bad("resolves to no address".into()))?,
+        };
+        if addr.port() == 0 {
+            return Err(bad("port 0 is not a node address".into()));
+        }
+        if addr.ip().is_unspecified() || addr.ip().is_multicast() {
+            return Err(bad("not a unicast host address".into()));
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+fn bind(config: &MeshConfig) -> Result<(UdpSocket, std::net::UdpSocket), MeshError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = config.bind;
+    let err = |source| MeshError::Bind { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    // Bigger kernel buffers absorb bursts of fragments; the kernel may cap them.
+    let size = config.limits.socket_buffer;
+    if let Err(e) = socket.set_recv_buffer_size(size) {
+        tracing::debug!(error = %e, "cannot enlarge receive buffer");
+    }
+    if let Err(e) = socket.set_send_buffer_size(size) {
+        tracing::debug!(error = %e, "cannot enlarge send buffer");
+    }
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    let std_socket: std::net::UdpSocket = socket.into();
+    let send_socket = std_socket.try_clone().map_err(err)?;
+    Ok((UdpSocket::from_std(std_socket).map_err(err)?, send_socket))
+}

@@ -1,0 +1,228 @@
+//! Multi-node behaviour on 127.0.0.1: convergence, failure detection, restart,
+//! cluster-key isolation, fragmentation and hostile datagrams.
+//!
+//! Deadlines are generous (the machine may be loaded); the speed figures live in
+//! `cargo xtask bench mesh`, not here.
+
+use std::time::Duration;
+
+use mesh::testing::Cluster;
+use mesh::{ClusterKey, EntityKeypair, MeshConfig, MeshError, MeshNode, MessageKind};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const KIND: MessageKind = MessageKind::named("tests/bulk/v1");
+
+fn config() -> MeshConfig {
+    MeshConfig::new(ClusterKey::from_bytes([42; 32]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nine_nodes_converge_detect_failure_and_heal() {
+    let mut cluster = Cluster::start_with_deadline(9, config(), DEADLINE).await.unwrap();
+    for node in cluster.nodes() {
+        let peers = node.peers();
+        assert_eq!(peers.len(), 8);
+        assert!(peers.iter().all(|p| p.health.is_healthy()), "{peers:?}");
+    }
+    // Real round trips get measured.
+    assert!(
+        cluster
+            .wait_for(DEADLINE, |c| c.nodes().all(|n| n.peers().iter().all(|p| p.rtt.is_some())))
+            .await
+    );
+
+    // Kill node 4: every other node marks it Unreachable.
+    let victim = cluster.identity(4).unwrap().node_id();
+    cluster.kill(4).unwrap();
+    let seen = cluster
+        .wait_for(DEADLINE, |c| {
+            c.nodes()
+                .all(|n| n.peers().iter().any(|p| p.node_id == victim && p.health.is_unreachable()))
+        })
+        .await;
+    assert!(seen, "not every node marked the dead node Unreachable");
+    for node in cluster.nodes() {
+        let p = node.peers().into_iter().find(|p| p.node_id == victim).unwrap();
+        assert!(p.health.reason().unwrap().contains("no reply"), "{:?}", p.health);
+    }
+
+    // Restart it (same identity, same address): Healthy again everywhere.
+    cluster.restart(4).await.unwrap();
+    cluster.wait_converged(DEADLINE).await.unwrap();
+    cluster.shutdown().await;
+    cluster.shutdown().await; // idempotent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_leave_is_seen_at_once() {
+    let cluster = Cluster::start_with_deadline(3, config(), DEADLINE).await.unwrap();
+    let leaving = cluster.identity(2).unwrap().node_id();
+    cluster.nth(2).unwrap().shutdown().await;
+    let seen =
+        cluster
+            .wait_for(Duration::from_millis(700), |c| {
+                [0, 1].iter().all(|&i| {
+                    c.nth(i).unwrap().peers().iter().any(|p| {
+                        p.node_id == leaving && p.health.reason() == Some("left the cluster")
+                    })
+                })
+            })
+            .await;
+    assert!(seen, "a clean leave should be visible before the failure detector fires");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_cluster_key_never_joins() {
+    let cluster = Cluster::start_with_deadline(3, config(), DEADLINE).await.unwrap();
+    let seed = cluster.nth(0).unwrap().local_addr().to_string();
+    let stranger =
+        MeshNode::start(MeshConfig::new(ClusterKey::from_bytes([7; 32])).seed(seed)).await.unwrap();
+    // Give it ample time to try (it redials its seed repeatedly).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for node in cluster.nodes() {
+        assert!(node.peers().iter().all(|p| p.node_id != stranger.node_id()));
+        assert_eq!(node.peers().len(), 2);
+    }
+    assert!(stranger.peers().is_empty());
+    let refused = cluster.nth(0).unwrap().metrics().dropped.not_authenticated;
+    assert!(refused > 0, "the seed should count the stranger's handshakes as not authenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_list_refuses_other_keys() {
+    let key_a = EntityKeypair::generate();
+    let key_b = EntityKeypair::generate();
+    let a = MeshNode::start(config().identity(key_a.clone()).allow_only([key_a.public()]))
+        .await
+        .unwrap();
+    let b =
+        MeshNode::start(config().identity(key_b).seed(a.local_addr().to_string())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(a.peers().is_empty());
+    assert!(b.peers().is_empty(), "b must not keep a session a refused");
+    assert!(a.metrics().handshakes_failed > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mebibyte_message_through_fragmentation() {
+    let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
+    let (a, b) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    let mut inbox = b.subscribe(KIND).unwrap();
+    let payload: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
+    a.send(b.node_id(), KIND, &payload).await.unwrap();
+    let got = tokio::time::timeout(DEADLINE, inbox.recv()).await.unwrap().unwrap();
+    assert_eq!(got.from, a.node_id());
+    assert_eq!(got.payload.len(), payload.len());
+    assert!(got.payload == payload);
+    // And a small one both ways.
+    let mut inbox_a = a.subscribe(KIND).unwrap();
+    b.send(a.node_id(), KIND, b"pong").await.unwrap();
+    let got = tokio::time::timeout(DEADLINE, inbox_a.recv()).await.unwrap().unwrap();
+    assert_eq!(&got.payload[..], b"pong");
+    assert_eq!(a.metrics().dropped.replay, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_datagrams_are_counted_and_harmless() {
+    let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
+    let (a, b) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    let target = a.local_addr();
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+    let mut hostile: Vec<Vec<u8>> =
+        vec![vec![], vec![1], vec![9, 9, 9], vec![1, 4, 0, 0, 0, 0], vec![0xff; 40_000]];
+    // Transport packets for made-up sessions, and garbage handshakes.
+    for i in 0..50u32 {
+        let mut t = vec![1, 4];
+        t.extend_from_slice(&i.to_le_bytes());
+        t.extend_from_slice(&(i as u64).to_le_bytes());
+        t.extend_from_slice(&[0xab; 40]);
+        hostile.push(t);
+        let mut h = vec![1, 1];
+        h.extend_from_slice(&i.to_le_bytes());
+        h.extend_from_slice(&[i as u8; 80]);
+        hostile.push(h);
+    }
+    for d in &hostile {
+        attacker.send_to(d, target).await.unwrap();
+    }
+    let counted = cluster
+        .wait_for(DEADLINE, |_| {
+            let d = a.metrics().dropped;
+            d.malformed >= 4
+                && d.too_large >= 1
+                && d.unknown_session >= 50
+                && d.not_authenticated >= 50
+        })
+        .await;
+    assert!(counted, "{:?}", a.metrics());
+
+    // The session between a and b is undisturbed.
+    let mut inbox = a.subscribe(KIND).unwrap();
+    b.send(a.node_id(), KIND, b"still fine").await.unwrap();
+    let got = tokio::time::timeout(DEADLINE, inbox.recv()).await.unwrap().unwrap();
+    assert_eq!(&got.payload[..], b"still fine");
+    assert!(a.peers().iter().all(|p| p.health.is_healthy()));
+}
+
+#[tokio::test]
+async fn bad_configuration_is_a_clear_error() {
+    let a = MeshNode::start(config()).await.unwrap();
+    let err = MeshNode::start(config().bind(a.local_addr())).await.unwrap_err();
+    assert!(matches!(err, MeshError::Bind { .. }), "{err}");
+    assert!(err.to_string().contains(&a.local_addr().to_string()));
+
+    for bad in ["not an address", "127.0.0.1:0", "0.0.0.0:9000", "127.0.0.1"] {
+        let err = MeshNode::start(config().seed(bad)).await.unwrap_err();
+        assert!(matches!(err, MeshError::BadSeed { .. }), "{bad}: {err}");
+    }
+    let mut tiny = config();
+    tiny.limits.datagram_budget = 10;
+    assert!(matches!(MeshNode::start(tiny).await.unwrap_err(), MeshError::Config(_)));
+    a.shutdown().await;
+    a.shutdown().await;
+    assert!(a.subscribe(KIND).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_new_identity_rejoins() {
+    let cluster = Cluster::start_with_deadline(3, config(), DEADLINE).await.unwrap();
+    let seed = cluster.nth(0).unwrap().local_addr().to_string();
+    let newcomer = MeshNode::start(config().seed(seed)).await.unwrap();
+    let id = newcomer.node_id();
+    let joined = cluster
+        .wait_for(DEADLINE, |c| {
+            c.nodes().all(|n| n.peers().iter().any(|p| p.node_id == id && p.health.is_healthy()))
+        })
+        .await;
+    assert!(joined);
+    assert!(
+        cluster
+            .wait_for(DEADLINE, |_| newcomer
+                .peers()
+                .iter()
+                .filter(|p| p.health.is_healthy())
+                .count()
+                == 3)
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_handlers_run_on_receive_and_unregister_on_drop() {
+    let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
+    let (a, b) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let guard = a
+        .handle()
+        .on_message(KIND, move |m| {
+            let _ = tx.send(m.payload.len());
+        })
+        .unwrap();
+    b.send(a.node_id(), KIND, &[0u8; 3000]).await.unwrap();
+    assert_eq!(tokio::time::timeout(DEADLINE, rx.recv()).await.unwrap(), Some(3000));
+    drop(guard);
+    let before = a.metrics().dropped.no_subscriber;
+    b.send(a.node_id(), KIND, b"x").await.unwrap();
+    assert!(cluster.wait_for(DEADLINE, |_| a.metrics().dropped.no_subscriber > before).await);
+}
