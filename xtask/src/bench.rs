@@ -17,7 +17,8 @@ type Figure = (String, String, String);
 /// Benchmark groups: (name, what it measures).
 const GROUPS: &[(&str, &str)] = &[
     ("auth", "envelope verification vs raw ed25519 (mesh-auth)"),
-    ("mesh", "boot-to-converged for 9 and 32 nodes, failure detection (mesh)"),
+    ("mesh", "boot, failure detection, log throughput, fold visibility, snapshot rebuild (mesh)"),
+    ("blobs", "blob store put/get vs plain blake3, disk log vs plain file write (mesh-blobs)"),
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -33,7 +34,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for group in selected {
         match group {
             "auth" => figures.extend(auth()?),
-            "mesh" => figures.extend(figure_lines(&["-p", "mesh", "--bench", "cluster"])?),
+            "mesh" => {
+                figures.extend(figure_lines(&["-p", "mesh", "--bench", "cluster"])?);
+                figures.extend(figure_lines(&["-p", "mesh", "--bench", "state"])?);
+            }
+            "blobs" => figures.extend(blobs()?),
             _ => unreachable!("group list and match agree"),
         }
     }
@@ -57,6 +62,25 @@ fn auth() -> Result<Vec<Figure>> {
         ("verify_raw_ed25519_per_s".into(), per_s(raw1), "verifications/s".into()),
         ("verify_envelope_1_signer_per_s".into(), per_s(env1), "envelopes/s".into()),
         ("verify_envelope_3_signers_per_s".into(), per_s(env3), "envelopes/s".into()),
+    ])
+}
+
+fn blobs() -> Result<Vec<Figure>> {
+    sh(cargo().args(["bench", "--locked", "-p", "mesh-blobs", "--bench", "store"]))?;
+    const BYTES: f64 = 64.0 * 1024.0 * 1024.0;
+    let floor = mean_ns("blobs", "blake3_floor_64mib")?;
+    let put = mean_ns("blobs", "mem_put_64mib")?;
+    let get = mean_ns("blobs", "mem_get_64mib")?;
+    let file = mean_ns("blobs", "file_write_floor_64mib")?;
+    let disk = mean_ns("blobs", "disk_put_64mib_batched")?;
+    let mb_s = |ns: f64| format!("{:.0}", BYTES / 1e6 / (ns / 1e9));
+    Ok(vec![
+        ("blake3_floor_mb_per_s".into(), mb_s(floor), "MB/s".into()),
+        ("blob_put_mem_mb_per_s".into(), mb_s(put), "MB/s".into()),
+        ("blob_get_mem_mb_per_s".into(), mb_s(get), "MB/s".into()),
+        ("blob_put_vs_blake3_ratio".into(), format!("{:.2}", floor / put), "x".into()),
+        ("blob_get_vs_blake3_ratio".into(), format!("{:.2}", floor / get), "x".into()),
+        ("blob_disk_vs_file_ratio".into(), format!("{:.2}", file / disk), "x".into()),
     ])
 }
 

@@ -195,6 +195,13 @@ pub struct Limits {
     /// Kernel socket buffer size requested for send and receive (default 4 MiB;
     /// the kernel may grant less).
     pub socket_buffer: usize,
+    /// Log lines queued between daemons and the ring (default 65 536); when
+    /// full, lines are dropped, counted and the daemon gets backpressure.
+    pub log_queue: usize,
+    /// Log lines kept per node (default 4096).
+    pub log_ring: usize,
+    /// Failure records kept per node (default 1024).
+    pub failure_ring: usize,
 }
 
 impl Default for Limits {
@@ -208,6 +215,9 @@ impl Default for Limits {
             max_pending_handshakes: 1024,
             subscriber_queue: 4096,
             socket_buffer: 4 * 1024 * 1024,
+            log_queue: 65_536,
+            log_ring: crate::logs::DEFAULT_LOG_RING,
+            failure_ring: crate::logs::DEFAULT_FAILURE_RING,
         }
     }
 }

@@ -15,7 +15,7 @@
 //! let key = ClusterKey::generate()?;
 //! let a = MeshNode::start(MeshConfig::new(key.clone())).await?;
 //! let b = MeshNode::start(MeshConfig::new(key).seed(a.local_addr().to_string())).await?;
-//! let mut inbox = a.subscribe(HELLO)?;
+//! let mut inbox = a.subscribe_messages(HELLO)?;
 //! // ... once b sees a as a peer:
 //! b.send(a.node_id(), HELLO, b"hi").await?;
 //! let msg = inbox.recv().await.expect("node running");
@@ -28,24 +28,36 @@
 //! `node` (the runtime), [`testing`] (behind the `testing` feature).
 
 mod config;
+pub mod daemon;
 mod error;
+pub mod fold;
 pub mod fragment;
+pub mod lineage;
+pub mod logs;
 mod message;
 mod metrics;
 mod node;
 mod noise;
 mod peer;
 pub mod replay;
+pub mod resources;
 mod session;
+pub mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
 
 pub use config::{ClusterKey, Limits, MeshConfig, TimingProfile};
+pub use daemon::{
+    Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonHealth, DaemonLogger, Lifecycle,
+};
 pub use error::{MeshError, SendError};
-pub use mesh_auth::{EntityKeypair, NodeId, PublicKey};
+pub use lineage::{Lineage, ParsedName};
+pub use logs::{FailureRecord, LogEntry, LogLevel};
+pub use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
 pub use message::{Incoming, MessageKind, Subscription};
 pub use metrics::{DropCounts, MeshMetrics};
-pub use node::{InlineHandler, MeshHandle, MeshNode};
+pub use node::{InlineHandler, MeshEvent, MeshHandle, MeshNode};
 pub use noise::{IdentityProof, NOISE_PARAMS};
 pub use peer::{Health, PeerInfo, RttStats};
+pub use snapshot::{DaemonView, MeshSnapshot, PeerView};

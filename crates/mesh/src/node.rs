@@ -11,15 +11,16 @@
 mod handshake;
 mod maintain;
 mod receive;
+mod state;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mesh_auth::{EntityKeypair, NodeId, PublicKey};
+use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use snow::HandshakeState;
@@ -28,13 +29,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::MeshConfig;
+use crate::daemon::{
+    Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonLogger, DaemonSlot, PendingLine,
+};
 use crate::error::{MeshError, SendError};
 use crate::fragment::{Reassembler, ReassemblyDrop, ReassemblyLimits, split};
+use crate::logs::{FailureRecord, LogEntry, LogLevel};
 use crate::message::{Incoming, MessageKind, Subscription};
 use crate::metrics::{Counters, MeshMetrics};
 use crate::noise::{IdentityProof, MAX_HANDSHAKE_MSG, StaticKey};
 use crate::peer::{Health, PeerInfo, RttStats};
 use crate::session::{OpenError, Session, SessionParams};
+use crate::snapshot::{MeshSnapshot, ThisNode};
 use crate::wire::{Frame, MemberEntry, Packet, TAG_LEN, TRANSPORT_HEADER};
 
 /// At most this many sessions are kept per peer (oldest dropped first).
@@ -82,6 +88,19 @@ pub(crate) struct Inner {
     next_msg_id: AtomicU32,
     idx_base: u32,
     idx_counter: AtomicU32,
+    /// This node's start time (ms since the Unix epoch): its fold incarnation.
+    incarnation: u64,
+    daemons: RwLock<BTreeMap<OriginHash, Arc<DaemonSlot>>>,
+    log_tx: mpsc::Sender<PendingLine>,
+    /// Node-level lines dropped (daemon lines count on their daemon).
+    logs_dropped: AtomicU64,
+    rings: Mutex<state::Rings>,
+    fold: Mutex<state::FoldState>,
+    snapshot: watch::Sender<Arc<MeshSnapshot>>,
+    /// Something the snapshot shows has changed since the last rebuild.
+    dirty: AtomicBool,
+    /// This node's summary must be pushed at the next tick (daemon set changed).
+    push_now: AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -178,6 +197,17 @@ impl MeshNode {
         getrandom::getrandom(&mut idx_seed).map_err(|e| MeshError::Random(e.to_string()))?;
         let (stop, _) = watch::channel(false);
         let (changes, _) = watch::channel(0);
+        let incarnation = mesh_auth::unix_now_ms();
+        let (log_tx, log_rx) = mpsc::channel(config.limits.log_queue.max(1));
+        let rings = state::Rings::new(config.limits.log_ring, config.limits.failure_ring);
+        let this_node = ThisNode {
+            node_id: identity.node_id(),
+            addr: local_addr,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            flags: config.flags,
+            resources: Default::default(),
+        };
+        let (snapshot, _) = watch::channel(Arc::new(MeshSnapshot::empty(this_node, incarnation)));
         let inner = Arc::new(Inner {
             socket,
             send_socket,
@@ -200,12 +230,27 @@ impl MeshNode {
             next_msg_id: AtomicU32::new(0),
             idx_base: u32::from_le_bytes(idx_seed),
             idx_counter: AtomicU32::new(0),
+            incarnation,
+            daemons: RwLock::new(BTreeMap::new()),
+            log_tx,
+            logs_dropped: AtomicU64::new(0),
+            rings: Mutex::new(rings),
+            fold: Mutex::new(state::FoldState::new()),
+            snapshot,
+            dirty: AtomicBool::new(true),
+            push_now: AtomicBool::new(true),
         });
         tracing::debug!(node = %inner.node_id, addr = %local_addr, "mesh node started");
         let recv = tokio::spawn(recv_loop(inner.clone()));
         let tick = tokio::spawn(tick_loop(inner.clone()));
+        let handle = MeshHandle { inner: inner.clone() };
+        let fold_rx = handle
+            .subscribe_messages(state::FOLD_KIND)
+            .map_err(|e| MeshError::Config(e.to_string()))?;
+        let state_task = tokio::spawn(state::state_loop(inner.clone(), fold_rx));
+        let log_task = tokio::spawn(state::log_loop(inner.clone(), log_rx));
         inner.dial_seeds(Instant::now());
-        Ok(MeshNode { handle: MeshHandle { inner }, tasks: Mutex::new(vec![recv, tick]) })
+        Ok(MeshNode { handle, tasks: Mutex::new(vec![recv, tick, state_task, log_task]) })
     }
 
     /// A cloneable handle for sending and subscribing from other tasks.
@@ -254,14 +299,55 @@ impl MeshNode {
         self.handle.send(to, kind, payload).await
     }
 
-    /// Subscribes to messages of one kind. See [`MeshHandle::subscribe`].
-    pub fn subscribe(&self, kind: MessageKind) -> Result<Subscription, SendError> {
-        self.handle.subscribe(kind)
+    /// Subscribes to messages of one kind. See [`MeshHandle::subscribe_messages`].
+    pub fn subscribe_messages(&self, kind: MessageKind) -> Result<Subscription, SendError> {
+        self.handle.subscribe_messages(kind)
+    }
+
+    /// The current snapshot of the cluster's state.
+    pub fn snapshot(&self) -> Arc<MeshSnapshot> {
+        self.handle.snapshot()
+    }
+
+    /// A receiver that always holds the newest snapshot (rebuilt at most once per
+    /// 20 ms, and only when something changed, or every 250 ms for ages and RTTs).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MeshSnapshot>> {
+        self.handle.subscribe()
+    }
+
+    /// Registers a daemon; its id is `keypair.origin_hash()`. Dropping the handle
+    /// unregisters it (everywhere, through the fold).
+    pub fn register_daemon(
+        &self,
+        daemon: Box<dyn Daemon>,
+        keypair: EntityKeypair,
+    ) -> Result<DaemonHandle, DaemonError> {
+        self.handle.register_daemon(daemon, keypair)
+    }
+
+    /// Queues a control message for a daemon on this node.
+    pub fn control_daemon(
+        &self,
+        id: OriginHash,
+        control: DaemonControl,
+    ) -> Result<(), DaemonError> {
+        self.handle.control_daemon(id, control)
+    }
+
+    /// Up to `limit` log lines with `seq >= from_seq`, oldest first.
+    pub fn logs_since(&self, from_seq: u64, limit: usize) -> Vec<LogEntry> {
+        self.handle.logs_since(from_seq, limit)
+    }
+
+    /// Up to `limit` failure records with `seq >= from_seq`, oldest first.
+    pub fn failures_since(&self, from_seq: u64, limit: usize) -> Vec<FailureRecord> {
+        self.handle.failures_since(from_seq, limit)
     }
 
     /// Leaves the cluster (peers are told) and stops the node's tasks.
     /// Idempotent.
     pub async fn shutdown(&self) {
+        self.handle.inner.stop_daemons();
         self.handle.inner.close(true);
         let tasks = std::mem::take(&mut *self.tasks.lock());
         for task in tasks {
@@ -386,9 +472,87 @@ impl MeshHandle {
         self.send(to, kind, &payload).await
     }
 
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<MeshSnapshot> {
+        self.inner.snapshot.borrow().clone()
+    }
+
+    /// See [`MeshNode::subscribe`].
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MeshSnapshot>> {
+        self.inner.snapshot.subscribe()
+    }
+
+    /// See [`MeshNode::logs_since`].
+    pub fn logs_since(&self, from_seq: u64, limit: usize) -> Vec<LogEntry> {
+        self.inner.rings.lock().logs.since(from_seq, limit)
+    }
+
+    /// See [`MeshNode::failures_since`].
+    pub fn failures_since(&self, from_seq: u64, limit: usize) -> Vec<FailureRecord> {
+        self.inner.rings.lock().failures.since(from_seq, limit)
+    }
+
+    /// Publishes an event on this node. Log lines never block (dropped and
+    /// counted when the queue is full); fails only once the node is shut down.
+    pub fn publish(&self, event: MeshEvent) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Shutdown);
+        }
+        match event {
+            MeshEvent::LogLine { daemon, level, message } => {
+                let line = PendingLine { ts_ms: mesh_auth::unix_now_ms(), daemon, level, message };
+                if self.inner.log_tx.try_send(line).is_err() {
+                    self.inner.logs_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            MeshEvent::Failure { kind, subject, message } => {
+                self.inner.record_failure(&kind, &subject, &message);
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`MeshNode::register_daemon`].
+    pub fn register_daemon(
+        &self,
+        daemon: Box<dyn Daemon>,
+        keypair: EntityKeypair,
+    ) -> Result<DaemonHandle, DaemonError> {
+        if self.is_closed() {
+            return Err(DaemonError::Shutdown);
+        }
+        let name = daemon.name().to_owned();
+        crate::daemon::validate_name(&name)
+            .map_err(|reason| DaemonError::InvalidName { name: name.clone(), reason })?;
+        let id = keypair.origin_hash();
+        let slot = Arc::new(DaemonSlot::new(id, daemon, name, mesh_auth::unix_now_ms()));
+        self.inner.insert_daemon(slot.clone())?;
+        let weak = Arc::downgrade(&self.inner);
+        Ok(DaemonHandle {
+            logger: DaemonLogger { slot: slot.clone(), tx: self.inner.log_tx.clone() },
+            slot,
+            unregister: Some(Box::new(move |id| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.remove_daemon(id);
+                }
+            })),
+        })
+    }
+
+    /// See [`MeshNode::control_daemon`].
+    pub fn control_daemon(
+        &self,
+        id: OriginHash,
+        control: DaemonControl,
+    ) -> Result<(), DaemonError> {
+        let slot = self.inner.daemons.read().get(&id).cloned().ok_or(DaemonError::NotFound(id))?;
+        slot.enqueue(control);
+        Ok(())
+    }
+
     /// Subscribes to messages of `kind`. Several subscriptions to one kind each
     /// get every message.
-    pub fn subscribe(&self, kind: MessageKind) -> Result<Subscription, SendError> {
+    pub fn subscribe_messages(&self, kind: MessageKind) -> Result<Subscription, SendError> {
         if self.is_closed() {
             return Err(SendError::Shutdown);
         }
@@ -416,6 +580,30 @@ impl MeshHandle {
         self.inner.edit_sinks(kind, |list| list.push(Sink::Inline(id, Arc::new(handler))));
         Ok(InlineHandler { inner: Arc::downgrade(&self.inner), kind, id })
     }
+}
+
+/// Events any task can publish on a node through [`MeshHandle::publish`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeshEvent {
+    /// A log line (node-level when `daemon` is `None`).
+    LogLine {
+        /// The daemon it concerns, if any.
+        daemon: Option<OriginHash>,
+        /// Severity.
+        level: LogLevel,
+        /// The message (sanitized and capped on the way in).
+        message: String,
+    },
+    /// A failure worth keeping apart from the log.
+    Failure {
+        /// A stable kind, e.g. `migration_failed`.
+        kind: String,
+        /// What it concerns.
+        subject: String,
+        /// Details.
+        message: String,
+    },
 }
 
 /// Where messages of one kind go.
@@ -452,6 +640,14 @@ impl Drop for InlineHandler {
 }
 
 impl Inner {
+    /// Tells every daemon to shut down (grace: one probe interval) and delivers it.
+    fn stop_daemons(&self) {
+        let grace = self.config.timing.probe_interval;
+        for slot in self.daemons.read().values() {
+            let _ = slot.deliver_now(DaemonControl::Shutdown { grace });
+        }
+    }
+
     /// Replaces the sink list of `kind` with an edited copy.
     fn edit_sinks(&self, kind: MessageKind, edit: impl FnOnce(&mut Vec<Sink>)) {
         let mut subs = self.subscribers.write();

@@ -107,7 +107,7 @@ async fn allow_list_refuses_other_keys() {
 async fn one_mebibyte_message_through_fragmentation() {
     let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
     let (a, b) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
-    let mut inbox = b.subscribe(KIND).unwrap();
+    let mut inbox = b.subscribe_messages(KIND).unwrap();
     let payload: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
     a.send(b.node_id(), KIND, &payload).await.unwrap();
     let got = tokio::time::timeout(DEADLINE, inbox.recv()).await.unwrap().unwrap();
@@ -115,7 +115,7 @@ async fn one_mebibyte_message_through_fragmentation() {
     assert_eq!(got.payload.len(), payload.len());
     assert!(got.payload == payload);
     // And a small one both ways.
-    let mut inbox_a = a.subscribe(KIND).unwrap();
+    let mut inbox_a = a.subscribe_messages(KIND).unwrap();
     b.send(a.node_id(), KIND, b"pong").await.unwrap();
     let got = tokio::time::timeout(DEADLINE, inbox_a.recv()).await.unwrap().unwrap();
     assert_eq!(&got.payload[..], b"pong");
@@ -158,7 +158,7 @@ async fn hostile_datagrams_are_counted_and_harmless() {
     assert!(counted, "{:?}", a.metrics());
 
     // The session between a and b is undisturbed.
-    let mut inbox = a.subscribe(KIND).unwrap();
+    let mut inbox = a.subscribe_messages(KIND).unwrap();
     b.send(a.node_id(), KIND, b"still fine").await.unwrap();
     let got = tokio::time::timeout(DEADLINE, inbox.recv()).await.unwrap().unwrap();
     assert_eq!(&got.payload[..], b"still fine");
@@ -181,7 +181,7 @@ async fn bad_configuration_is_a_clear_error() {
     assert!(matches!(MeshNode::start(tiny).await.unwrap_err(), MeshError::Config(_)));
     a.shutdown().await;
     a.shutdown().await;
-    assert!(a.subscribe(KIND).is_err());
+    assert!(a.subscribe_messages(KIND).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

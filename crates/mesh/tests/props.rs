@@ -4,10 +4,13 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use mesh::NodeId;
+use mesh::fold::{DaemonSummary, Fold, FoldMessage, NodeSummary, Resources};
 use mesh::fragment::{Reassembler, ReassemblyLimits, split};
+use mesh::lineage::{Lineage, ParsedName};
+use mesh::logs::Ring;
 use mesh::replay::{ReplayWindow, WINDOW};
 use mesh::wire::{Frame, MemberEntry, Packet};
+use mesh::{DaemonHealth, Lifecycle, NodeId, OriginHash};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -179,6 +182,92 @@ proptest! {
                 seen.insert(c);
                 highest = Some(highest.map_or(c, |h| h.max(c)));
             }
+        }
+    }
+
+    #[test]
+    fn fold_is_order_independent_and_idempotent(
+        updates in proptest::collection::vec((0u64..4, 0u64..3, 0u64..6, 0u8..4), 1..30),
+        order in proptest::collection::vec(any::<u32>(), 0..60),
+        dups in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        // The owner produces each (incarnation, version) once: content is a
+        // function of the stamp.
+        let summary = |node: u64, inc: u64, ver: u64| NodeSummary {
+            node: NodeId(node),
+            incarnation: inc,
+            version: ver,
+            produced_at_ms: inc * 1000 + ver,
+            software: "t".into(),
+            resources: Resources::default(),
+            daemons: (0..(ver % 3)).map(|i| DaemonSummary {
+                id: OriginHash(node * 100 + i),
+                name: format!("d{i}#replica"),
+                lifecycle: Lifecycle::Running,
+                health: if ver % 2 == 0 { DaemonHealth::Healthy } else { DaemonHealth::Degraded { reason: format!("v{ver}") } },
+                saturation_milli: (ver * 100) as u16,
+                restarts: inc as u32,
+                crash_looping: false,
+                started_at_ms: inc,
+                log_dropped: 0,
+                migratable: false,
+            }).collect(),
+        };
+        let list: Vec<NodeSummary> = updates.iter().map(|(n, i, v, _)| summary(*n, *i, *v)).collect();
+        let mut reference = Fold::new();
+        for u in &list { reference.apply(u.clone()); }
+
+        let mut shuffled = list.clone();
+        for (i, s) in order.iter().enumerate() {
+            let n = shuffled.len();
+            shuffled.swap(i % n, *s as usize % n);
+        }
+        for d in dups { shuffled.push(list[d % list.len()].clone()); }
+        let mut other = Fold::new();
+        for u in shuffled { other.apply(u); }
+        prop_assert_eq!(&other, &reference);
+
+        // Through the wire form as well.
+        let bytes = FoldMessage::Summaries(list.clone()).encode();
+        prop_assert_eq!(FoldMessage::decode(&bytes).unwrap(), FoldMessage::Summaries(list));
+    }
+
+    #[test]
+    fn fold_messages_from_garbage_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = FoldMessage::decode(&bytes);
+    }
+
+    #[test]
+    fn ring_is_bounded_and_ordered(cap in 1usize..50, pushes in 0usize..300, from in 0u64..400, limit in 0usize..80) {
+        let mut ring: Ring<u64> = Ring::new(cap);
+        for _ in 0..pushes { ring.push_with(|seq| seq); }
+        prop_assert!(ring.len() <= cap);
+        prop_assert_eq!(ring.next_seq(), pushes as u64);
+        let page = ring.since(from, limit);
+        prop_assert!(page.len() <= limit);
+        prop_assert!(page.windows(2).all(|w| w[1] == w[0] + 1));
+        if let Some(first) = page.first() {
+            prop_assert!(*first >= from.max(ring.first_seq()));
+        }
+    }
+
+    #[test]
+    fn lineage_parsing_never_panics_and_round_trips(name in ".{0,40}", base in "[a-z_]{1,12}", seq in any::<u64>()) {
+        let parsed = ParsedName::parse(&name);
+        // Whatever it was, formatting gives back the name for the forms it accepts.
+        if parsed.lineage != Lineage::Solo {
+            prop_assert_eq!(parsed.to_string(), name.clone());
+        }
+        for (suffix, lineage) in [
+            ("#replica".to_owned(), Lineage::Replica),
+            ("#standby".to_owned(), Lineage::Standby),
+            (format!("#fork@{seq}"), Lineage::Fork { parent_seq: seq }),
+        ] {
+            let full = format!("{base}{suffix}");
+            let p = ParsedName::parse(&full);
+            prop_assert_eq!(&p.group, &base);
+            prop_assert_eq!(&p.lineage, &lineage);
+            prop_assert_eq!(p.to_string(), full);
         }
     }
 }

@@ -74,6 +74,7 @@ impl Inner {
         let mut route_updates = Vec::new();
         let mut changed = false;
         let mut gossip_members = Vec::new();
+        let mut failures = Vec::new();
         let dial_seeds;
         {
             let mut state = self.state.lock();
@@ -105,6 +106,11 @@ impl Inner {
             for (id, peer) in state.peers.iter_mut() {
                 let (health, _) = self.health_of(peer, now_us);
                 if health.label() != peer.last_label {
+                    if health.is_unreachable() && !peer.last_label.is_empty() {
+                        let kind = if peer.left { "peer_left" } else { "peer_unreachable" };
+                        let reason = health.reason().unwrap_or_default().to_owned();
+                        failures.push((kind, id.to_string(), reason));
+                    }
                     peer.last_label = health.label();
                     changed = true;
                     route_updates.push((*id, health.is_unreachable()));
@@ -222,6 +228,9 @@ impl Inner {
             if expired > 0 {
                 self.counters.reassembly_drops.fetch_add(expired as u64, Ordering::Relaxed);
             }
+        }
+        for (kind, subject, reason) in failures {
+            self.record_failure(kind, &subject, &reason);
         }
         if changed {
             self.bump_changes();

@@ -1,0 +1,131 @@
+//! The marker file that makes a directory a store: format version and store key.
+//!
+//! `mesh-blobs.store` holds three text lines:
+//!
+//! ```text
+//! mesh-blobs store
+//! format 1
+//! key <64 hex digits>
+//! ```
+//!
+//! The key checksums record headers (see [`super::record`]). The file is written
+//! once, atomically (temporary file, fsync, rename, directory fsync).
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{BlobError, Hash};
+
+/// Name of the marker file inside the store directory.
+pub(crate) const MARKER_FILE: &str = "mesh-blobs.store";
+/// On-disk format this version reads and writes.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+const FIRST_LINE: &str = "mesh-blobs store";
+/// Marker files are tiny; anything larger is not ours.
+const MAX_MARKER_LEN: u64 = 4096;
+
+/// Opens the store in `dir` (creating it if allowed) and returns its key.
+pub(crate) fn open_or_create(dir: &Path, create: bool) -> Result<[u8; 32], BlobError> {
+    let not_a_store =
+        |reason: &str| BlobError::NotAStore { path: dir.to_owned(), reason: reason.to_owned() };
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if !create {
+                return Err(not_a_store("the directory does not exist"));
+            }
+            fs::create_dir_all(dir).map_err(|e| BlobError::io("create directory", dir, e))?;
+            return initialize(dir);
+        }
+        Err(e) => return Err(BlobError::io("inspect", dir, e)),
+        Ok(meta) if !meta.is_dir() => return Err(not_a_store("it is not a directory")),
+        Ok(_) => {}
+    }
+    let marker = dir.join(MARKER_FILE);
+    match fs::symlink_metadata(&marker) {
+        Ok(_) => read(&marker),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // A leftover temporary marker (a crash while creating the store) does
+            // not count as content.
+            let tmp_name = format!("{MARKER_FILE}.tmp");
+            let empty = fs::read_dir(dir)
+                .map_err(|e| BlobError::io("list directory", dir, e))?
+                .all(|entry| entry.is_ok_and(|e| e.file_name() == tmp_name.as_str()));
+            if !empty {
+                Err(not_a_store(&format!("no {MARKER_FILE} file and the directory is not empty")))
+            } else if !create {
+                Err(not_a_store(&format!("no {MARKER_FILE} file (empty directory)")))
+            } else {
+                initialize(dir)
+            }
+        }
+        Err(e) => Err(BlobError::io("inspect", &marker, e)),
+    }
+}
+
+fn read(marker: &Path) -> Result<[u8; 32], BlobError> {
+    let not_a_store =
+        |reason: &str| BlobError::NotAStore { path: marker.to_owned(), reason: reason.to_owned() };
+    let meta = fs::metadata(marker).map_err(|e| BlobError::io("inspect", marker, e))?;
+    if !meta.is_file() || meta.len() > MAX_MARKER_LEN {
+        return Err(not_a_store("the marker is not a small regular file"));
+    }
+    let raw = fs::read(marker).map_err(|e| BlobError::io("read", marker, e))?;
+    let text = String::from_utf8(raw).map_err(|_| not_a_store("the marker is not text"))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(FIRST_LINE) {
+        return Err(not_a_store("the marker does not start with `mesh-blobs store`"));
+    }
+    let version = lines
+        .next()
+        .and_then(|l| l.strip_prefix("format "))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or_else(|| not_a_store("the marker has no `format N` line"))?;
+    if version != FORMAT_VERSION {
+        return Err(BlobError::IncompatibleVersion {
+            path: marker.to_owned(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let key = lines
+        .next()
+        .and_then(|l| l.strip_prefix("key "))
+        .and_then(|k| k.trim().parse::<Hash>().ok())
+        .ok_or_else(|| not_a_store("the marker has no valid `key` line"))?;
+    Ok(*key.as_bytes())
+}
+
+fn initialize(dir: &Path) -> Result<[u8; 32], BlobError> {
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).map_err(|e| {
+        BlobError::io("generate store key for", dir, std::io::Error::other(e.to_string()))
+    })?;
+    let text =
+        format!("{FIRST_LINE}\nformat {FORMAT_VERSION}\nkey {}\n", Hash::from_bytes(key).to_hex());
+    let tmp: PathBuf = dir.join(format!("{MARKER_FILE}.tmp"));
+    let marker = dir.join(MARKER_FILE);
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    };
+    write().map_err(|e| BlobError::io("write", &tmp, e))?;
+    fs::rename(&tmp, &marker).map_err(|e| BlobError::io("rename", &marker, e))?;
+    sync_dir(dir)?;
+    tracing::info!(dir = %dir.display(), "created blob store");
+    Ok(key)
+}
+
+/// Makes a directory's entries durable (a no-op where directories cannot be opened).
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| BlobError::io("fsync directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! A blake3 content-addressed, chunked blob store.
+//!
+//! Blobs are named by the blake3 [`struct@Hash`] of their whole content, so anyone holding
+//! a hash can check bytes they were given. Inside a store, blobs are cut into
+//! fixed [`CHUNK_SIZE`] chunks (1 MiB). Each chunk is named by its BLAKE3 chaining
+//! value: the interior node of the blob's own BLAKE3 tree that covers it, which
+//! depends on the chunk's content and position. Hashing a blob once therefore
+//! yields both its hash and its chunk names, and a chunk can be verified on its
+//! own. Identical blobs, and identical chunks at the same position of different
+//! blobs (shared prefixes, new versions of a file), are stored once and
+//! refcounted. Every read re-hashes the content and returns
+//! [`BlobError::Integrity`], never the bytes, on a mismatch.
+//!
+//! Two backends implement the [`BlobStore`] trait:
+//!
+//! - [`MemLog`]: in memory, copy-free puts and gets of `bytes::Bytes`.
+//! - [`DiskLog`]: append-only segment files with per-record checksums, an
+//!   [`FsyncPolicy`], durable deletes, and recovery at open that cuts off a torn
+//!   tail and reports damage in a [`RecoveryReport`].
+//!
+//! Both enforce a maximum blob size and an optional capacity, evicting the
+//! least-recently-read unpinned blobs to make room, and keep [`Metrics`] and an
+//! inventory ([`InventoryEntry`]).
+//!
+//! ```
+//! use mesh_blobs::{BlobStore, CHUNK_SIZE, MemLog, StoreConfig};
+//!
+//! let store = MemLog::new(StoreConfig::default().with_capacity(8 << 20));
+//! let v1 = vec![7u8; 3 * CHUNK_SIZE + 5];
+//! let hash = store.put_slice(&v1).unwrap();
+//! assert_eq!(hash, mesh_blobs::Hash::of(&v1));
+//! // A second version that changes only the last chunk adds only that chunk.
+//! let mut v2 = v1.clone();
+//! v2.push(8);
+//! store.put_slice(&v2).unwrap();
+//! assert_eq!(store.metrics().used, 3 * CHUNK_SIZE as u64 + 5 + 6);
+//! assert_eq!(store.get(&hash).unwrap().unwrap(), &v1[..]);
+//! ```
+//!
+//! The mesh adapter that serves blobs to other nodes and fetches remote ones lives
+//! on top of this crate once `mesh-rpc` exists.
+
+mod config;
+mod disk;
+mod engine;
+mod error;
+mod hash;
+mod index;
+mod mem;
+mod store;
+mod tree;
+
+#[cfg(test)]
+mod suite;
+
+pub use config::{
+    DEFAULT_MAX_BLOB_SIZE, DEFAULT_SEGMENT_SIZE, DiskConfig, FsyncPolicy, MAX_BLOB_SIZE_LIMIT,
+    OpenVerify, StoreConfig,
+};
+pub use disk::{
+    CorruptRegion, DiskLog, RecoveryReport, STORE_FORMAT_VERSION, STORE_MARKER_FILE, Truncation,
+};
+pub use error::BlobError;
+pub use hash::{Hash, SHORT_HASH_DIGITS};
+pub use mem::MemLog;
+pub use store::{BlobStore, CHUNK_SIZE, InventoryEntry, Metrics};

@@ -1,0 +1,161 @@
+//! [`MemLog`]: the in-memory backend.
+//!
+//! Chunks are `Bytes` slices of the buffers blobs were put with, so a put copies
+//! nothing. A multi-chunk blob put in one piece also keeps its whole buffer, so a
+//! get returns it without assembling (and still re-hashes it). When a blob is
+//! removed, a chunk it shares with a surviving blob is copied out of the removed
+//! blob's buffer, so that buffer is freed. Everything is lost when the store is
+//! dropped.
+
+use std::io::Read;
+
+use bytes::Bytes;
+
+use crate::engine::{Backend, Engine, Manifest, RemoveReason};
+use crate::index::Index;
+use crate::store::{BlobStore, InventoryEntry, Metrics};
+use crate::{BlobError, Hash, StoreConfig};
+
+/// The memory backend: chunk locations are the bytes themselves.
+#[derive(Debug, Default)]
+pub(crate) struct MemBackend;
+
+impl Backend for MemBackend {
+    type Loc = Bytes;
+    const KEEPS_WHOLE: bool = true;
+
+    fn write_chunk(&self, _cv: &Hash, _index: u64, data: Bytes) -> Result<Bytes, BlobError> {
+        Ok(data)
+    }
+
+    fn write_manifest(&self, _manifest: &Manifest) -> Result<(), BlobError> {
+        Ok(())
+    }
+
+    fn write_tombstone(&self, _hash: &Hash, _reason: RemoveReason) -> Result<(), BlobError> {
+        Ok(())
+    }
+
+    fn write_pin(&self, _hash: &Hash, _pinned: bool) -> Result<(), BlobError> {
+        Ok(())
+    }
+
+    fn end_op(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
+
+    fn read_chunk(&self, _chunk: &Hash, loc: &Bytes, _len: u32) -> Result<Bytes, BlobError> {
+        Ok(loc.clone())
+    }
+
+    fn read_chunk_into(&self, chunk: &Hash, loc: &Bytes, out: &mut [u8]) -> Result<(), BlobError> {
+        if loc.len() != out.len() {
+            return Err(BlobError::Integrity {
+                hash: *chunk,
+                detail: format!("chunk holds {} bytes, expected {}", loc.len(), out.len()),
+            });
+        }
+        out.copy_from_slice(loc);
+        Ok(())
+    }
+
+    fn detach(&self, loc: &Bytes, whole: &Bytes) -> Option<Bytes> {
+        let start = whole.as_ptr() as usize;
+        let at = loc.as_ptr() as usize;
+        (at >= start && at < start + whole.len()).then(|| Bytes::copy_from_slice(loc))
+    }
+}
+
+/// An in-memory blob store.
+///
+/// ```
+/// use mesh_blobs::{BlobStore, MemLog};
+///
+/// let store = MemLog::default();
+/// let hash = store.put_slice(b"hello").unwrap();
+/// assert_eq!(store.get(&hash).unwrap().unwrap(), &b"hello"[..]);
+/// assert_eq!(hash, mesh_blobs::Hash::of(b"hello"));
+/// ```
+#[derive(Debug)]
+pub struct MemLog {
+    pub(crate) engine: Engine<MemBackend>,
+}
+
+impl Default for MemLog {
+    fn default() -> Self {
+        MemLog::new(StoreConfig::default())
+    }
+}
+
+impl MemLog {
+    /// An empty store with these limits.
+    ///
+    /// A `max_blob_size` above [`crate::MAX_BLOB_SIZE_LIMIT`] is clamped to it.
+    pub fn new(mut config: StoreConfig) -> Self {
+        config.max_blob_size = config.max_blob_size.min(crate::MAX_BLOB_SIZE_LIMIT);
+        MemLog { engine: Engine::new(config, MemBackend, Index::default()) }
+    }
+
+    /// Replaces the stored bytes of every chunk of a blob (and its whole buffer)
+    /// with `f` applied to them, to simulate memory corruption in tests.
+    #[cfg(test)]
+    pub(crate) fn tamper(&self, hash: &Hash, f: impl Fn(&[u8]) -> Vec<u8>) {
+        let mut index = self.engine.index.write();
+        let chunks: Vec<Hash> =
+            index.blobs.get(hash).map(|b| b.chunks.to_vec()).unwrap_or_default();
+        if let Some(entry) = index.blobs.get_mut(hash) {
+            entry.whole = entry.whole.as_ref().map(|w| Bytes::from(f(w)));
+        }
+        for c in chunks {
+            if let Some(entry) = index.chunks.get_mut(&c) {
+                entry.loc = Bytes::from(f(&entry.loc));
+            }
+        }
+    }
+}
+
+impl BlobStore for MemLog {
+    fn put(&self, data: Bytes) -> Result<Hash, BlobError> {
+        self.engine.put(data)
+    }
+
+    fn put_stream(&self, reader: &mut dyn Read) -> Result<Hash, BlobError> {
+        self.engine.put_stream(reader)
+    }
+
+    fn get(&self, hash: &Hash) -> Result<Option<Bytes>, BlobError> {
+        self.engine.get(hash)
+    }
+
+    fn has(&self, hash: &Hash) -> bool {
+        self.engine.has(hash)
+    }
+
+    fn delete(&self, hash: &Hash) -> Result<bool, BlobError> {
+        self.engine.delete(hash)
+    }
+
+    fn pin(&self, hash: &Hash) -> Result<bool, BlobError> {
+        self.engine.set_pinned(hash, true)
+    }
+
+    fn unpin(&self, hash: &Hash) -> Result<bool, BlobError> {
+        self.engine.set_pinned(hash, false)
+    }
+
+    fn list(&self) -> Vec<InventoryEntry> {
+        self.engine.list()
+    }
+
+    fn entry(&self, hash: &Hash) -> Option<InventoryEntry> {
+        self.engine.entry(hash)
+    }
+
+    fn metrics(&self) -> Metrics {
+        self.engine.metrics()
+    }
+}

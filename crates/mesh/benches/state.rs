@@ -1,0 +1,167 @@
+//! Daemon SDK and fold figures, release build: log publish throughput, time for a
+//! daemon change to reach another node's snapshot, and snapshot rebuild cost.
+//!
+//! Prints `figure:` lines (collected by `cargo xtask bench mesh`).
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mesh::fold::{DaemonSummary, Fold, NodeSummary, Resources};
+use mesh::snapshot::{RingStats, SnapshotInput, ThisNode, build};
+use mesh::testing::Cluster;
+use mesh::{
+    ClusterKey, Daemon, DaemonHealth, EntityKeypair, Lifecycle, LogLevel, MeshConfig, MeshMetrics,
+    MeshNode, NodeId, OriginHash,
+};
+use parking_lot::Mutex;
+
+struct Switch {
+    health: Arc<Mutex<DaemonHealth>>,
+}
+
+impl Daemon for Switch {
+    fn name(&self) -> &str {
+        "bench#replica"
+    }
+    fn health(&self) -> DaemonHealth {
+        self.health.lock().clone()
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn log_throughput() -> (f64, u64, u64) {
+    let node =
+        MeshNode::start(MeshConfig::new(ClusterKey::from_bytes([1; 32]))).await.expect("node");
+    let health = Arc::new(Mutex::new(DaemonHealth::Healthy));
+    let handle = node
+        .register_daemon(Box::new(Switch { health }), EntityKeypair::generate())
+        .expect("register");
+    const LINES: u64 = 2_000_000;
+    let started = Instant::now();
+    for _ in 0..LINES {
+        handle.publish_log(LogLevel::Info, "inference batch 4096 completed in 12.5 ms");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let dropped = handle.logger().dropped();
+    node.shutdown().await;
+    (LINES as f64 / secs, LINES, dropped)
+}
+
+async fn fold_visibility() -> Vec<f64> {
+    let cluster = Cluster::start_with_deadline(
+        9,
+        MeshConfig::new(ClusterKey::from_bytes([2; 32])),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("cluster");
+    let health = Arc::new(Mutex::new(DaemonHealth::Healthy));
+    let owner = cluster.nth(5).expect("node 5");
+    let handle = owner
+        .register_daemon(Box::new(Switch { health: health.clone() }), EntityKeypair::generate())
+        .expect("register");
+    let id = handle.id();
+    let observer = cluster.nth(0).expect("node 0");
+    let mut rx = observer.subscribe();
+    let mut samples = Vec::new();
+    for round in 0..21 {
+        let want = if round % 2 == 0 {
+            DaemonHealth::Degraded { reason: format!("round {round}") }
+        } else {
+            DaemonHealth::Healthy
+        };
+        // Let things settle at a random-ish point of the tick cycle.
+        tokio::time::sleep(Duration::from_millis(37 + (round * 13) % 50)).await;
+        let started = Instant::now();
+        *health.lock() = want.clone();
+        loop {
+            if rx.borrow_and_update().daemon(id).is_some_and(|d| d.health == want) {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx.changed()).await;
+        }
+        if round > 0 {
+            samples.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    drop(handle);
+    samples
+}
+
+fn rebuild_1000() -> f64 {
+    let mut fold = Fold::new();
+    for n in 0..10u64 {
+        fold.apply(NodeSummary {
+            node: NodeId(n),
+            incarnation: 1,
+            version: 1,
+            produced_at_ms: 0,
+            software: "0.1.0".into(),
+            resources: Resources::default(),
+            daemons: (0..100u64)
+                .map(|i| DaemonSummary {
+                    id: OriginHash(n * 1000 + i),
+                    name: format!("worker-{i}#replica"),
+                    lifecycle: Lifecycle::Running,
+                    health: DaemonHealth::Healthy,
+                    saturation_milli: 500,
+                    restarts: 0,
+                    crash_looping: false,
+                    started_at_ms: 0,
+                    log_dropped: 0,
+                    migratable: false,
+                })
+                .collect(),
+        });
+    }
+    let this = ThisNode {
+        node_id: NodeId(0),
+        addr: ([127, 0, 0, 1], 1).into(),
+        version: "0.1.0".into(),
+        flags: 0,
+        resources: Resources::default(),
+    };
+    let iterations = 2_000;
+    let started = Instant::now();
+    for seq in 0..iterations {
+        let snap = build(SnapshotInput {
+            seq,
+            epoch_ms: 0,
+            now_ms: 1,
+            this_node: this.clone(),
+            peers: Vec::new(),
+            fold: &fold,
+            recent_logs: Arc::new(Vec::new()),
+            logs: RingStats::default(),
+            recent_failures: Arc::new(Vec::new()),
+            failures: RingStats::default(),
+            counters: MeshMetrics::default(),
+        });
+        assert_eq!(snap.daemons.len(), 1000);
+    }
+    started.elapsed().as_secs_f64() * 1e6 / iterations as f64
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let (lines_per_s, lines, dropped) = log_throughput().await;
+        println!("publish_log: {lines} lines, {dropped} dropped (counted)");
+        let vis = fold_visibility().await;
+        println!("fold visibility samples (ms): {vis:.1?}");
+        let rebuild = rebuild_1000();
+        println!("figure: log_publish_lines_per_s = {lines_per_s:.0} lines/s");
+        println!("figure: fold_visibility_ms = {:.1} ms", median(vis));
+        println!("figure: snapshot_rebuild_1000_daemons_us = {rebuild:.1} us");
+    });
+}

@@ -1,0 +1,445 @@
+//! The state task: daemons, logs, the fold and the snapshot.
+//!
+//! One task per node runs a 20 ms tick: it polls daemons (guarded), delivers
+//! controls and backpressure, keeps this node's summary and pushes it to peers when
+//! it changes, answers and sends fold digests, and rebuilds the snapshot when
+//! something changed (at most once per tick). A second small task drains the log
+//! queue into the ring in batches.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mesh_auth::OriginHash;
+
+use super::*;
+use crate::daemon::{DaemonControl, DaemonSlot, PendingLine};
+use crate::fold::{DaemonSummary, Fold, FoldMessage, NodeSummary, Resources};
+use crate::logs::{FailureRecord, LogEntry, Ring, sanitize};
+use crate::snapshot::{RingStats, SnapshotInput, ThisNode};
+
+/// The state task's tick.
+pub(super) const STATE_TICK: Duration = Duration::from_millis(20);
+/// How often host resources are sampled.
+const RESOURCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Log lines and failures carried in each snapshot.
+const SNAPSHOT_TAIL: usize = 256;
+/// Message kind of fold traffic.
+pub(super) const FOLD_KIND: MessageKind = MessageKind::named("mesh/fold/v1");
+
+/// Fold bookkeeping owned by the node.
+pub(crate) struct FoldState {
+    pub(crate) fold: Fold,
+    own_version: u64,
+    own_daemons: Vec<DaemonSummary>,
+    resources: Resources,
+    next_resources: Option<Instant>,
+    /// When each node's summary last changed here (for forgetting dead nodes).
+    applied_at: HashMap<NodeId, Instant>,
+    snapshot_seq: u64,
+    next_digest: Option<Instant>,
+    next_saturation_push: Option<Instant>,
+    next_forced_rebuild: Option<Instant>,
+}
+
+impl FoldState {
+    pub(crate) fn new() -> Self {
+        Self {
+            fold: Fold::new(),
+            own_version: 0,
+            own_daemons: Vec::new(),
+            resources: Resources::default(),
+            next_resources: None,
+            applied_at: HashMap::new(),
+            snapshot_seq: 0,
+            next_digest: None,
+            next_saturation_push: None,
+            next_forced_rebuild: None,
+        }
+    }
+}
+
+/// Rings behind the snapshot.
+pub(crate) struct Rings {
+    pub(crate) logs: Ring<LogEntry>,
+    pub(crate) failures: Ring<FailureRecord>,
+    pub(crate) logs_changed: bool,
+    pub(crate) recent_logs: Arc<Vec<LogEntry>>,
+    pub(crate) recent_failures: Arc<Vec<FailureRecord>>,
+}
+
+impl Rings {
+    pub(crate) fn new(log_capacity: usize, failure_capacity: usize) -> Self {
+        Self {
+            logs: Ring::new(log_capacity),
+            failures: Ring::new(failure_capacity),
+            logs_changed: false,
+            recent_logs: Arc::new(Vec::new()),
+            recent_failures: Arc::new(Vec::new()),
+        }
+    }
+}
+
+impl Inner {
+    /// Records a failure in the ring (sanitized) and marks the snapshot dirty.
+    pub(crate) fn record_failure(&self, kind: &str, subject: &str, message: &str) {
+        let node = self.node_id;
+        let mut rings = self.rings.lock();
+        rings.failures.push_with(|seq| FailureRecord {
+            seq,
+            ts_ms: mesh_auth::unix_now_ms(),
+            node,
+            kind: kind.to_owned(),
+            subject: sanitize(subject),
+            message: sanitize(message),
+        });
+        rings.recent_failures = Arc::new(rings.failures.tail(SNAPSHOT_TAIL));
+        drop(rings);
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Moves queued log lines into the ring.
+    fn store_lines(&self, lines: &mut Vec<PendingLine>) {
+        let node = self.node_id;
+        let mut rings = self.rings.lock();
+        for line in lines.drain(..) {
+            rings.logs.push_with(|seq| LogEntry {
+                seq,
+                ts_ms: line.ts_ms,
+                node,
+                daemon: line.daemon,
+                level: line.level,
+                message: sanitize(&line.message),
+            });
+        }
+        rings.logs_changed = true;
+    }
+
+    fn own_summary(&self, fs: &FoldState) -> NodeSummary {
+        NodeSummary {
+            node: self.node_id,
+            incarnation: self.incarnation,
+            version: fs.own_version,
+            produced_at_ms: mesh_auth::unix_now_ms(),
+            software: env!("CARGO_PKG_VERSION").to_owned(),
+            resources: fs.resources.clone(),
+            daemons: fs.own_daemons.clone(),
+        }
+    }
+
+    /// Polls daemons and refreshes this node's summary. Returns the summary to
+    /// push when it changed in a way peers should hear about now.
+    fn refresh_own(&self, now: Instant, force: bool) -> Option<NodeSummary> {
+        let slots: Vec<Arc<DaemonSlot>> = self.daemons.read().values().cloned().collect();
+        for slot in &slots {
+            if let Some(reason) = slot.poll(now) {
+                tracing::warn!(daemon = %slot.name, %reason, "daemon crashed");
+                self.record_failure("daemon_panic", &slot.name, &reason);
+            }
+        }
+        let daemons: Vec<DaemonSummary> = slots
+            .iter()
+            .map(|slot| {
+                let st = slot.state.lock();
+                DaemonSummary {
+                    id: slot.id,
+                    name: slot.name.clone(),
+                    lifecycle: st.lifecycle,
+                    health: st.health.clone(),
+                    saturation_milli: st.saturation_milli,
+                    restarts: st.restarts,
+                    crash_looping: st.crash_looping(),
+                    started_at_ms: slot.started_at_ms,
+                    log_dropped: slot.log_dropped.load(Ordering::Relaxed),
+                    migratable: slot.migratable,
+                }
+            })
+            .collect();
+        let mut fs = self.fold.lock();
+        let mut resources_changed = false;
+        if fs.next_resources.is_none_or(|t| now >= t) {
+            fs.next_resources = Some(now + RESOURCE_INTERVAL);
+            let sampled = crate::resources::sample();
+            resources_changed = sampled != fs.resources;
+            fs.resources = sampled;
+        }
+        // Saturation alone moves constantly; it is pushed at most once per probe
+        // interval. Everything else is pushed at once.
+        let strip = |d: &[DaemonSummary]| -> Vec<DaemonSummary> {
+            d.iter()
+                .cloned()
+                .map(|mut d| {
+                    d.saturation_milli = 0;
+                    d.log_dropped = 0;
+                    d
+                })
+                .collect()
+        };
+        let significant = strip(&daemons) != strip(&fs.own_daemons);
+        let any_change = daemons != fs.own_daemons || resources_changed;
+        let saturation_due = fs.next_saturation_push.is_none_or(|t| now >= t);
+        if !(force || significant || (any_change && saturation_due)) {
+            return None;
+        }
+        fs.next_saturation_push = Some(now + self.config.timing.probe_interval);
+        fs.own_daemons = daemons;
+        fs.own_version += 1;
+        let summary = self.own_summary(&fs);
+        fs.fold.apply(summary.clone());
+        fs.applied_at.insert(self.node_id, now);
+        drop(fs);
+        self.dirty.store(true, Ordering::Release);
+        Some(summary)
+    }
+
+    fn live_peers(&self) -> Vec<NodeId> {
+        self.routes.read().iter().filter(|(_, r)| !r.unreachable).map(|(id, _)| *id).collect()
+    }
+
+    async fn state_tick(self: &Arc<Self>, force_push: bool) {
+        let now = Instant::now();
+        let handle = MeshHandle { inner: self.clone() };
+        self.deliver_backpressure();
+        if let Some(summary) = self.refresh_own(now, force_push) {
+            let bytes = FoldMessage::Summaries(vec![summary]).encode();
+            for peer in self.live_peers() {
+                let _ = handle.send(peer, FOLD_KIND, &bytes).await;
+            }
+        }
+        let digest_due = {
+            let mut fs = self.fold.lock();
+            let due = fs.next_digest.is_none_or(|t| now >= t);
+            if due {
+                fs.next_digest =
+                    Some(now + (self.config.timing.gossip_interval / 4).max(STATE_TICK));
+            }
+            due
+        };
+        if digest_due {
+            self.forget_dead_summaries(now);
+            let bytes = FoldMessage::Digest(self.fold.lock().fold.digest()).encode();
+            for peer in self.live_peers() {
+                let _ = handle.send(peer, FOLD_KIND, &bytes).await;
+            }
+        }
+        self.maybe_rebuild(now);
+    }
+
+    /// Summaries of nodes that are gone (no live session) and silent for
+    /// `forget_after` are removed, so their daemons leave the snapshot.
+    fn forget_dead_summaries(&self, now: Instant) {
+        let live: Vec<NodeId> = self.live_peers();
+        let forget_after = self.config.timing.forget_after;
+        let mut fs = self.fold.lock();
+        let stale: Vec<NodeId> = fs
+            .fold
+            .iter()
+            .map(|s| s.node)
+            .filter(|n| *n != self.node_id && !live.contains(n))
+            .filter(|n| {
+                fs.applied_at
+                    .get(n)
+                    .is_none_or(|t| now.saturating_duration_since(*t) > forget_after)
+            })
+            .collect();
+        for node in stale {
+            fs.fold.remove(node);
+            fs.applied_at.remove(&node);
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    fn deliver_backpressure(&self) {
+        let max = self.log_tx.max_capacity().max(1);
+        let fill = 1.0 - self.log_tx.capacity() as f32 / max as f32;
+        for slot in self.daemons.read().values() {
+            let pressured = slot.pressured.swap(false, Ordering::Relaxed);
+            let mut st = slot.state.lock();
+            if pressured && !st.backpressure_on {
+                st.backpressure_on = true;
+                st.controls.push_back(DaemonControl::BackpressureOn { level: fill.max(0.75) });
+            } else if !pressured && st.backpressure_on && fill < 0.25 {
+                st.backpressure_on = false;
+                st.controls.push_back(DaemonControl::BackpressureOff);
+            }
+        }
+    }
+
+    fn maybe_rebuild(&self, now: Instant) {
+        let peers_moved = {
+            let mut fs = self.fold.lock();
+            let forced = fs.next_forced_rebuild.is_none_or(|t| now >= t);
+            if forced {
+                fs.next_forced_rebuild = Some(now + Duration::from_millis(250));
+            }
+            forced
+        };
+        let logs_moved = std::mem::take(&mut self.rings.lock().logs_changed);
+        let dirty = self.dirty.swap(false, Ordering::AcqRel);
+        if !(dirty || logs_moved || peers_moved) {
+            return;
+        }
+        self.rebuild_snapshot();
+    }
+
+    /// Rebuilds and publishes the snapshot now.
+    pub(crate) fn rebuild_snapshot(&self) {
+        let peers = self.peers();
+        let (recent_logs, logs, recent_failures, failures) = {
+            let mut rings = self.rings.lock();
+            if rings.recent_logs.last().map(|l| l.seq + 1).unwrap_or(0) != rings.logs.next_seq() {
+                rings.recent_logs = Arc::new(rings.logs.tail(SNAPSHOT_TAIL));
+            }
+            let dropped: u64 = self.logs_dropped.load(Ordering::Relaxed)
+                + self
+                    .daemons
+                    .read()
+                    .values()
+                    .map(|s| s.log_dropped.load(Ordering::Relaxed))
+                    .sum::<u64>();
+            (
+                rings.recent_logs.clone(),
+                RingStats {
+                    first_seq: rings.logs.first_seq(),
+                    next_seq: rings.logs.next_seq(),
+                    dropped,
+                },
+                rings.recent_failures.clone(),
+                RingStats {
+                    first_seq: rings.failures.first_seq(),
+                    next_seq: rings.failures.next_seq(),
+                    dropped: 0,
+                },
+            )
+        };
+        let fs = self.fold.lock();
+        let seq = fs.snapshot_seq + 1;
+        let this_node = ThisNode {
+            node_id: self.node_id,
+            addr: self.local_addr,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            flags: self.config.flags,
+            resources: fs.resources.clone(),
+        };
+        let snapshot = crate::snapshot::build(SnapshotInput {
+            seq,
+            epoch_ms: self.incarnation,
+            now_ms: mesh_auth::unix_now_ms(),
+            this_node,
+            peers,
+            fold: &fs.fold,
+            recent_logs,
+            logs,
+            recent_failures,
+            failures,
+            counters: self.counters.snapshot(),
+        });
+        drop(fs);
+        self.fold.lock().snapshot_seq = seq;
+        self.snapshot.send_replace(Arc::new(snapshot));
+    }
+
+    async fn on_fold_message(self: &Arc<Self>, message: Incoming) {
+        let decoded = match FoldMessage::decode(&message.payload) {
+            Ok(m) => m,
+            Err(reason) => {
+                Counters::bump(&self.counters.malformed);
+                tracing::debug!(from = %message.from, %reason, "fold message dropped");
+                return;
+            }
+        };
+        match decoded {
+            FoldMessage::Summaries(list) => {
+                let now = Instant::now();
+                let mut fs = self.fold.lock();
+                for summary in list {
+                    // Nobody speaks for this node but this node.
+                    if summary.node == self.node_id {
+                        continue;
+                    }
+                    let node = summary.node;
+                    if fs.fold.apply(summary) {
+                        fs.applied_at.insert(node, now);
+                        self.dirty.store(true, Ordering::Release);
+                    }
+                }
+            }
+            FoldMessage::Digest(theirs) => {
+                let (newer, they_have_newer) = {
+                    let fs = self.fold.lock();
+                    let newer = fs.fold.newer_than(&theirs);
+                    let mine: BTreeMap<NodeId, (u64, u64)> =
+                        fs.fold.iter().map(|s| (s.node, s.stamp())).collect();
+                    let they_have_newer = theirs.iter().any(|(n, i, v)| {
+                        *n != self.node_id && mine.get(n).is_none_or(|stamp| (*i, *v) > *stamp)
+                    });
+                    (newer, they_have_newer)
+                };
+                let handle = MeshHandle { inner: self.clone() };
+                if !newer.is_empty() {
+                    let bytes = FoldMessage::Summaries(newer).encode();
+                    let _ = handle.send(message.from, FOLD_KIND, &bytes).await;
+                }
+                if they_have_newer {
+                    // Pull: our digest makes them send what we lack.
+                    let bytes = FoldMessage::Digest(self.fold.lock().fold.digest()).encode();
+                    let _ = handle.send(message.from, FOLD_KIND, &bytes).await;
+                }
+            }
+        }
+    }
+
+    /// Registers a daemon slot; errors on a duplicate id.
+    pub(crate) fn insert_daemon(&self, slot: Arc<DaemonSlot>) -> Result<(), crate::DaemonError> {
+        let mut daemons = self.daemons.write();
+        if daemons.contains_key(&slot.id) {
+            return Err(crate::DaemonError::AlreadyRegistered(slot.id));
+        }
+        daemons.insert(slot.id, slot);
+        self.push_now.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub(crate) fn remove_daemon(&self, id: OriginHash) {
+        if self.daemons.write().remove(&id).is_some() {
+            self.push_now.store(true, Ordering::Release);
+        }
+    }
+}
+
+pub(super) async fn state_loop(inner: Arc<Inner>, mut fold_rx: Subscription) {
+    let mut stop = inner.stop.subscribe();
+    let mut tick = tokio::time::interval(STATE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = inner.changes.subscribe();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            Some(message) = fold_rx.recv() => inner.on_fold_message(message).await,
+            _ = tick.tick() => {
+                if changes.has_changed().unwrap_or(false) {
+                    changes.borrow_and_update();
+                    inner.dirty.store(true, Ordering::Release);
+                }
+                let force = inner.push_now.swap(false, Ordering::AcqRel);
+                inner.state_tick(force).await;
+            }
+        }
+    }
+}
+
+pub(super) async fn log_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<PendingLine>) {
+    let mut stop = inner.stop.subscribe();
+    let mut batch = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            n = rx.recv_many(&mut batch, 1024) => {
+                if n == 0 {
+                    break;
+                }
+                inner.store_lines(&mut batch);
+            }
+        }
+    }
+}

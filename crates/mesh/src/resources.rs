@@ -1,0 +1,59 @@
+//! Host resources from the operating system, where available (Linux `/proc`).
+//!
+//! Every reader returns `None` when the file is missing or unreadable, so other
+//! platforms simply report fewer figures. Disk figures are not read here (they
+//! need `statvfs`); nodes with a data directory may fill them in.
+
+use crate::fold::Resources;
+
+/// Reads what the OS offers now.
+pub fn sample() -> Resources {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let cpu_load_milli = read_loadavg().map(|load| ((load / cpus as f64) * 1000.0).round() as u32);
+    let (mem_total, mem_used) = read_meminfo().map_or((None, None), |(t, u)| (Some(t), Some(u)));
+    Resources {
+        cpu_load_milli,
+        cpus,
+        mem_used,
+        mem_total,
+        process_rss: read_rss(),
+        disk_free: None,
+        disk_total: None,
+    }
+}
+
+fn read_loadavg() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// (total, used) in bytes.
+fn read_meminfo() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    let total = field("MemTotal:")?;
+    let available = field("MemAvailable:")?;
+    Some((total, total.saturating_sub(available)))
+}
+
+fn read_rss() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sample_never_panics_and_reads_linux() {
+        let r = super::sample();
+        assert!(r.cpus >= 1);
+        if cfg!(target_os = "linux") {
+            assert!(r.mem_total.is_some() && r.process_rss.is_some());
+        }
+    }
+}
