@@ -104,6 +104,8 @@ fn rebuild_1000() -> f64 {
             produced_at_ms: 0,
             software: "0.1.0".into(),
             resources: Resources::default(),
+            admin: Default::default(),
+            migrations: Vec::new(),
             daemons: (0..100u64)
                 .map(|i| DaemonSummary {
                     id: OriginHash(n * 1000 + i),
@@ -126,6 +128,7 @@ fn rebuild_1000() -> f64 {
         version: "0.1.0".into(),
         flags: 0,
         resources: Resources::default(),
+        admin: Default::default(),
     };
     let iterations = 2_000;
     let started = Instant::now();
@@ -142,6 +145,8 @@ fn rebuild_1000() -> f64 {
             recent_failures: Arc::new(Vec::new()),
             failures: RingStats::default(),
             counters: MeshMetrics::default(),
+            audit_tail: Arc::new(Vec::new()),
+            audit_len: 0,
         });
         assert_eq!(snap.daemons.len(), 1000);
     }

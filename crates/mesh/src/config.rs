@@ -6,7 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use mesh_auth::{EntityKeypair, PublicKey};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mesh_auth::{AdminVerifier, EntityKeypair, PublicKey};
 use zeroize::Zeroize;
 
 use crate::MeshError;
@@ -120,6 +123,8 @@ pub struct TimingProfile {
     pub forget_after: Duration,
     /// Incomplete fragmented messages are dropped after this long.
     pub reassembly_timeout: Duration,
+    /// A migration that makes no progress for this long fails.
+    pub migration_stall: Duration,
 }
 
 impl TimingProfile {
@@ -137,6 +142,7 @@ impl TimingProfile {
             gossip_interval: Duration::from_secs(1),
             forget_after: Duration::from_secs(60),
             reassembly_timeout: Duration::from_secs(5),
+            migration_stall: Duration::from_secs(5),
         }
     }
 
@@ -154,6 +160,7 @@ impl TimingProfile {
             gossip_interval: Duration::from_secs(5),
             forget_after: Duration::from_secs(600),
             reassembly_timeout: Duration::from_secs(15),
+            migration_stall: Duration::from_secs(20),
         }
     }
 
@@ -241,6 +248,10 @@ pub struct MeshConfig {
     pub limits: Limits,
     /// Free-form role flags announced in the handshake (bit 0: operator node).
     pub flags: u32,
+    /// Verifies admin commands; a node without one refuses every command.
+    pub admin_verifier: Option<Arc<AdminVerifier>>,
+    /// Where the audit ledger is persisted (in memory when `None`).
+    pub audit_path: Option<PathBuf>,
 }
 
 impl MeshConfig {
@@ -255,6 +266,8 @@ impl MeshConfig {
             allow_list: None,
             limits: Limits::default(),
             flags: 0,
+            admin_verifier: None,
+            audit_path: None,
         }
     }
 
@@ -285,6 +298,18 @@ impl MeshConfig {
     /// Restricts sessions to these node keys.
     pub fn allow_only(mut self, keys: impl IntoIterator<Item = PublicKey>) -> Self {
         self.allow_list = Some(keys.into_iter().collect());
+        self
+    }
+
+    /// Installs the admin verifier.
+    pub fn admin_verifier(mut self, verifier: Arc<AdminVerifier>) -> Self {
+        self.admin_verifier = Some(verifier);
+        self
+    }
+
+    /// Persists the audit ledger at `path` (created if missing, verified on open).
+    pub fn audit_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_path = Some(path.into());
         self
     }
 

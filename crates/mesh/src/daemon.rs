@@ -49,6 +49,9 @@ pub enum DaemonControl {
     },
     /// Pressure is gone.
     BackpressureOff,
+    /// Restart: an operator (or the node's admin path) asked for a fresh start.
+    /// The daemon should reset its work; the node counts a restart.
+    Restart,
 }
 
 /// What a daemon says about its own health.
@@ -157,9 +160,17 @@ pub trait Daemon: Send + 'static {
         0.0
     }
 
-    /// Whether the daemon can be moved to another node (see migration).
-    fn migratable(&self) -> bool {
-        false
+    /// The daemon's kind, for migration: a daemon with a kind can be moved to any
+    /// node that registered a factory for that kind
+    /// ([`crate::MeshNode::register_factory`]). `None` (the default) pins it.
+    fn kind(&self) -> Option<&str> {
+        None
+    }
+
+    /// Serializes the daemon's state for migration; the target node rebuilds it
+    /// with the factory for [`Daemon::kind`]. Called once, when a move starts.
+    fn snapshot(&mut self) -> Result<Vec<u8>, String> {
+        Err("this daemon does not support migration".to_owned())
     }
 }
 
@@ -215,7 +226,10 @@ pub(crate) struct DaemonSlot {
     pub(crate) name: String,
     pub(crate) daemon: Mutex<Box<dyn Daemon>>,
     pub(crate) started_at_ms: u64,
-    pub(crate) migratable: bool,
+    /// Migration kind (`Some` = migratable).
+    pub(crate) kind: Option<String>,
+    /// The daemon's identity; travels with it when it migrates.
+    pub(crate) keypair: mesh_auth::EntityKeypair,
     pub(crate) log_dropped: AtomicU64,
     /// Set when a publish found the queue full; cleared when Off is delivered.
     pub(crate) pressured: AtomicBool,
@@ -248,14 +262,20 @@ pub(crate) enum Guarded<T> {
 }
 
 impl DaemonSlot {
-    pub(crate) fn new(id: OriginHash, daemon: Box<dyn Daemon>, name: String, now_ms: u64) -> Self {
-        let migratable = guard(|| daemon.migratable()).ok().unwrap_or(false);
+    pub(crate) fn new(
+        keypair: mesh_auth::EntityKeypair,
+        daemon: Box<dyn Daemon>,
+        name: String,
+        now_ms: u64,
+    ) -> Self {
+        let kind = guard(|| daemon.kind().map(str::to_owned)).ok().flatten();
         Self {
-            id,
+            id: keypair.origin_hash(),
+            keypair,
             name,
             daemon: Mutex::new(daemon),
             started_at_ms: now_ms,
-            migratable,
+            kind,
             log_dropped: AtomicU64::new(0),
             pressured: AtomicBool::new(false),
             state: Mutex::new(SlotState {
@@ -289,10 +309,12 @@ impl DaemonSlot {
         };
         let mut daemon = self.daemon.lock();
         for control in controls {
+            let is_restart = control == DaemonControl::Restart;
             let lifecycle = match &control {
                 DaemonControl::DrainStart => Some(Lifecycle::Draining),
                 DaemonControl::DrainFinish => Some(Lifecycle::Running),
                 DaemonControl::Shutdown { .. } => Some(Lifecycle::Stopping),
+                DaemonControl::Restart => Some(Lifecycle::Running),
                 _ => None,
             };
             if let Guarded::Panicked(msg) = guard(|| daemon.on_control(control)) {
@@ -300,7 +322,11 @@ impl DaemonSlot {
                 return Some(self.crashed(now, msg));
             }
             if let Some(l) = lifecycle {
-                self.state.lock().lifecycle = l;
+                let mut st = self.state.lock();
+                st.lifecycle = l;
+                if is_restart {
+                    st.restarts += 1;
+                }
             }
         }
         let health = match guard(|| daemon.health()) {
@@ -353,6 +379,16 @@ impl DaemonSlot {
         None
     }
 
+    /// Restart now: clears a crash backoff and queues [`DaemonControl::Restart`].
+    pub(crate) fn force_restart(&self) {
+        let mut st = self.state.lock();
+        if st.lifecycle == Lifecycle::Crashed {
+            st.lifecycle = Lifecycle::Running;
+            st.resume_at = None;
+        }
+        st.controls.push_back(DaemonControl::Restart);
+    }
+
     pub(crate) fn enqueue(&self, control: DaemonControl) {
         self.state.lock().controls.push_back(control);
     }
@@ -389,6 +425,9 @@ impl<T> Guarded<T> {
     }
 }
 
+/// Called once when a handle is dropped.
+pub(crate) type Unregister = Box<dyn FnOnce(&Arc<DaemonSlot>) + Send + Sync>;
+
 /// Keeps a daemon registered; dropping it unregisters the daemon everywhere.
 ///
 /// Clone-free by design: one owner decides the daemon's lifetime. Use
@@ -396,7 +435,7 @@ impl<T> Guarded<T> {
 pub struct DaemonHandle {
     pub(crate) slot: Arc<DaemonSlot>,
     pub(crate) logger: DaemonLogger,
-    pub(crate) unregister: Option<Box<dyn FnOnce(OriginHash) + Send + Sync>>,
+    pub(crate) unregister: Option<Unregister>,
 }
 
 impl fmt::Debug for DaemonHandle {
@@ -435,7 +474,7 @@ impl DaemonHandle {
 impl Drop for DaemonHandle {
     fn drop(&mut self) {
         if let Some(unregister) = self.unregister.take() {
-            unregister(self.slot.id);
+            unregister(&self.slot);
         }
     }
 }
@@ -492,7 +531,8 @@ mod tests {
     fn panics_are_caught_counted_and_backed_off() {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let slot = DaemonSlot::new(OriginHash(1), Box::new(Bomb), "bomb".into(), 0);
+        let key = mesh_auth::EntityKeypair::from_seed(&[1; 32]);
+        let slot = DaemonSlot::new(key, Box::new(Bomb), "bomb".into(), 0);
         let t0 = Instant::now();
         assert_eq!(slot.poll(t0).as_deref(), Some("panicked: boom"));
         assert_eq!(slot.state.lock().lifecycle, Lifecycle::Crashed);

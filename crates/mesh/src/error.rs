@@ -42,6 +42,9 @@ pub enum MeshError {
     /// The Noise library refused its parameters (a build problem, not input).
     #[error("noise setup failed: {0}")]
     Noise(String),
+    /// The audit ledger file could not be opened, or its chain does not verify.
+    #[error("audit ledger: {0}")]
+    Audit(mesh_auth::AuthError),
     /// Another I/O failure while setting up.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

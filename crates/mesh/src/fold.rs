@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use mesh_auth::{NodeId, OriginHash};
 use serde::{Deserialize, Serialize};
 
+use crate::admin::AdminState;
 use crate::daemon::{DaemonHealth, Lifecycle};
+use crate::migrate::MigrationSummary;
 
 /// Most daemons a summary may list (a larger one is refused as malformed).
 pub const MAX_DAEMONS_PER_NODE: usize = 4096;
@@ -84,6 +86,10 @@ pub struct NodeSummary {
     pub resources: Resources,
     /// Its daemons, sorted by id.
     pub daemons: Vec<DaemonSummary>,
+    /// Cordon, drain, maintenance, freeze, avoid list.
+    pub admin: AdminState,
+    /// Migrations it is the source of (in flight and recently ended).
+    pub migrations: Vec<MigrationSummary>,
 }
 
 impl NodeSummary {
@@ -105,6 +111,9 @@ impl NodeSummary {
         }
         if self.daemons.iter().any(|d| d.saturation_milli > 1000) {
             return Err("saturation out of range");
+        }
+        if self.migrations.len() > 1024 || self.admin.avoid.len() > 1024 {
+            return Err("too many migrations or avoid entries");
         }
         Ok(())
     }

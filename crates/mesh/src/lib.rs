@@ -27,6 +27,7 @@
 //! [`fragment`] (split and reassemble), `noise` (handshake and identity proof),
 //! `node` (the runtime), [`testing`] (behind the `testing` feature).
 
+pub mod admin;
 mod config;
 pub mod daemon;
 mod error;
@@ -36,6 +37,7 @@ pub mod lineage;
 pub mod logs;
 mod message;
 mod metrics;
+pub mod migrate;
 mod node;
 mod noise;
 mod peer;
@@ -47,6 +49,7 @@ pub mod snapshot;
 pub mod testing;
 pub mod wire;
 
+pub use admin::{AdminCommand, AdminOutcome, AdminState, BlastRadius, MigrationId, simulate};
 pub use config::{ClusterKey, Limits, MeshConfig, TimingProfile};
 pub use daemon::{
     Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonHealth, DaemonLogger, Lifecycle,
@@ -57,6 +60,7 @@ pub use logs::{FailureRecord, LogEntry, LogLevel};
 pub use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
 pub use message::{Incoming, MessageKind, Subscription};
 pub use metrics::{DropCounts, MeshMetrics};
+pub use migrate::{MigrationError, MigrationHandle, MigrationPhase, MigrationSummary};
 pub use node::{InlineHandler, MeshEvent, MeshHandle, MeshNode};
 pub use noise::{IdentityProof, NOISE_PARAMS};
 pub use peer::{Health, PeerInfo, RttStats};

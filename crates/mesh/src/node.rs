@@ -8,8 +8,10 @@
 //! Submodules split `Inner`'s methods by concern: [`handshake`], [`receive`],
 //! [`maintain`].
 
+mod admin;
 mod handshake;
 mod maintain;
+mod migrate;
 mod receive;
 mod state;
 
@@ -28,6 +30,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::admin::{AdminOutcome, AdminState};
 use crate::config::MeshConfig;
 use crate::daemon::{
     Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonLogger, DaemonSlot, PendingLine,
@@ -37,11 +40,13 @@ use crate::fragment::{Reassembler, ReassemblyDrop, ReassemblyLimits, split};
 use crate::logs::{FailureRecord, LogEntry, LogLevel};
 use crate::message::{Incoming, MessageKind, Subscription};
 use crate::metrics::{Counters, MeshMetrics};
+use crate::migrate::{MigrationError, MigrationHandle};
 use crate::noise::{IdentityProof, MAX_HANDSHAKE_MSG, StaticKey};
 use crate::peer::{Health, PeerInfo, RttStats};
 use crate::session::{OpenError, Session, SessionParams};
 use crate::snapshot::{MeshSnapshot, ThisNode};
 use crate::wire::{Frame, MemberEntry, Packet, TAG_LEN, TRANSPORT_HEADER};
+use mesh_auth::{AuditEntry, AuditLedger, SignedEnvelope};
 
 /// At most this many sessions are kept per peer (oldest dropped first).
 const MAX_SESSIONS_PER_PEER: usize = 3;
@@ -101,6 +106,9 @@ pub(crate) struct Inner {
     dirty: AtomicBool,
     /// This node's summary must be pushed at the next tick (daemon set changed).
     push_now: AtomicBool,
+    admin: Mutex<AdminState>,
+    ledger: Mutex<AuditLedger>,
+    migrations: Mutex<migrate::Migrations>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -200,12 +208,23 @@ impl MeshNode {
         let incarnation = mesh_auth::unix_now_ms();
         let (log_tx, log_rx) = mpsc::channel(config.limits.log_queue.max(1));
         let rings = state::Rings::new(config.limits.log_ring, config.limits.failure_ring);
+        let ledger = match &config.audit_path {
+            None => AuditLedger::new(),
+            Some(path) => {
+                let (ledger, torn) = AuditLedger::open(path).map_err(MeshError::Audit)?;
+                if torn > 0 {
+                    tracing::warn!(path = %path.display(), bytes = torn, "audit ledger had a torn tail; truncated");
+                }
+                ledger
+            }
+        };
         let this_node = ThisNode {
             node_id: identity.node_id(),
             addr: local_addr,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             flags: config.flags,
             resources: Default::default(),
+            admin: AdminState::default(),
         };
         let (snapshot, _) = watch::channel(Arc::new(MeshSnapshot::empty(this_node, incarnation)));
         let inner = Arc::new(Inner {
@@ -239,6 +258,9 @@ impl MeshNode {
             snapshot,
             dirty: AtomicBool::new(true),
             push_now: AtomicBool::new(true),
+            admin: Mutex::new(AdminState::default()),
+            ledger: Mutex::new(ledger),
+            migrations: Mutex::new(migrate::Migrations::default()),
         });
         tracing::debug!(node = %inner.node_id, addr = %local_addr, "mesh node started");
         let recv = tokio::spawn(recv_loop(inner.clone()));
@@ -249,8 +271,15 @@ impl MeshNode {
             .map_err(|e| MeshError::Config(e.to_string()))?;
         let state_task = tokio::spawn(state::state_loop(inner.clone(), fold_rx));
         let log_task = tokio::spawn(state::log_loop(inner.clone(), log_rx));
+        let migrate_rx = handle
+            .subscribe_messages(migrate::MIGRATE_KIND)
+            .map_err(|e| MeshError::Config(e.to_string()))?;
+        let migrate_task = tokio::spawn(migrate::migrate_loop(inner.clone(), migrate_rx));
         inner.dial_seeds(Instant::now());
-        Ok(MeshNode { handle, tasks: Mutex::new(vec![recv, tick, state_task, log_task]) })
+        Ok(MeshNode {
+            handle,
+            tasks: Mutex::new(vec![recv, tick, state_task, log_task, migrate_task]),
+        })
     }
 
     /// A cloneable handle for sending and subscribing from other tasks.
@@ -344,6 +373,39 @@ impl MeshNode {
         self.handle.failures_since(from_seq, limit)
     }
 
+    /// Verifies a signed admin command with this node's verifier, records the
+    /// outcome in the audit ledger, and applies it. See [`MeshHandle::apply_admin`].
+    pub fn apply_admin(&self, envelope: &SignedEnvelope) -> AdminOutcome {
+        self.handle.apply_admin(envelope)
+    }
+
+    /// Registers a factory that rebuilds daemons of `kind` from migrated state.
+    pub fn register_factory<F>(&self, kind: &str, factory: F)
+    where
+        F: Fn(&[u8]) -> Result<Box<dyn Daemon>, String> + Send + Sync + 'static,
+    {
+        self.handle.register_factory(kind, factory);
+    }
+
+    /// Moves a migratable daemon of this node to `target`.
+    pub fn migrate(
+        &self,
+        daemon: OriginHash,
+        target: NodeId,
+    ) -> Result<MigrationHandle, MigrationError> {
+        self.handle.migrate(daemon, target)
+    }
+
+    /// Up to `limit` audit entries with `seq >= from_seq`.
+    pub fn audit_since(&self, from_seq: u64, limit: usize) -> Vec<AuditEntry> {
+        self.handle.audit_since(from_seq, limit)
+    }
+
+    /// This node's admin state (cordon, drain, maintenance, freeze, avoid list).
+    pub fn admin_state(&self) -> AdminState {
+        self.handle.admin_state()
+    }
+
     /// Leaves the cluster (peers are told) and stops the node's tasks.
     /// Idempotent.
     pub async fn shutdown(&self) {
@@ -424,8 +486,13 @@ impl MeshHandle {
         if payload.len() > limits.max_message {
             return Err(SendError::TooLarge { size: payload.len(), max: limits.max_message });
         }
-        let route = inner.routes.read().get(&to).cloned().ok_or(SendError::NoRoute(to))?;
-        if route.unreachable {
+                let route = inner.routes.read().get(&to).cloned().ok_or(SendError::NoRoute(to))?;
+        // The same rule as `peers()`, evaluated now rather than at the last tick.
+        let silent_us =
+            inner.now_us().saturating_sub(route.session.last_recv_us.load(Ordering::Relaxed));
+        if route.unreachable
+            || silent_us > inner.config.timing.unreachable_after.as_micros() as u64
+        {
             return Err(SendError::Unreachable(to));
         }
         let budget = limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
@@ -512,6 +579,49 @@ impl MeshHandle {
         Ok(())
     }
 
+    /// Verifies `envelope`, records the outcome in the audit ledger, applies the
+    /// command. A node without a verifier refuses everything (`no_verifier`);
+    /// routine commands are refused while frozen (`frozen`); a command for another
+    /// node is refused (`not_target`); an ICE command whose blast-radius hash does
+    /// not match this node's simulation is refused (`simulation_mismatch`).
+    pub fn apply_admin(&self, envelope: &SignedEnvelope) -> AdminOutcome {
+        if self.is_closed() {
+            return AdminOutcome::Rejected {
+                code: "shutdown".into(),
+                reason: "the node is shut down".into(),
+                audit_seq: None,
+            };
+        }
+        self.inner.apply_admin(envelope)
+    }
+
+    /// See [`MeshNode::register_factory`].
+    pub fn register_factory<F>(&self, kind: &str, factory: F)
+    where
+        F: Fn(&[u8]) -> Result<Box<dyn Daemon>, String> + Send + Sync + 'static,
+    {
+        self.inner.migrations.lock().factories.insert(kind.to_owned(), Arc::new(factory));
+    }
+
+    /// See [`MeshNode::migrate`].
+    pub fn migrate(
+        &self,
+        daemon: OriginHash,
+        target: NodeId,
+    ) -> Result<MigrationHandle, MigrationError> {
+        self.inner.start_migration(daemon, target)
+    }
+
+    /// See [`MeshNode::audit_since`].
+    pub fn audit_since(&self, from_seq: u64, limit: usize) -> Vec<AuditEntry> {
+        self.inner.ledger.lock().since(from_seq, limit).to_vec()
+    }
+
+    /// See [`MeshNode::admin_state`].
+    pub fn admin_state(&self) -> AdminState {
+        self.inner.admin.lock().clone()
+    }
+
     /// See [`MeshNode::register_daemon`].
     pub fn register_daemon(
         &self,
@@ -524,16 +634,15 @@ impl MeshHandle {
         let name = daemon.name().to_owned();
         crate::daemon::validate_name(&name)
             .map_err(|reason| DaemonError::InvalidName { name: name.clone(), reason })?;
-        let id = keypair.origin_hash();
-        let slot = Arc::new(DaemonSlot::new(id, daemon, name, mesh_auth::unix_now_ms()));
+        let slot = Arc::new(DaemonSlot::new(keypair, daemon, name, mesh_auth::unix_now_ms()));
         self.inner.insert_daemon(slot.clone())?;
         let weak = Arc::downgrade(&self.inner);
         Ok(DaemonHandle {
             logger: DaemonLogger { slot: slot.clone(), tx: self.inner.log_tx.clone() },
             slot,
-            unregister: Some(Box::new(move |id| {
+            unregister: Some(Box::new(move |slot| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.remove_daemon(id);
+                    inner.remove_daemon_slot(slot);
                 }
             })),
         })
@@ -797,13 +906,23 @@ impl Inner {
 const CONTROL_KIND: MessageKind = MessageKind::named("mesh/control-fragmented/v1");
 
 async fn recv_loop(inner: Arc<Inner>) {
-    let mut stop = inner.stop.subscribe();
+        let mut stop = inner.stop.subscribe();
     let mut buf = vec![0u8; 65_536];
     let mut scratch = vec![0u8; 65_536];
+    // One stop future for the task's life (not one per datagram); it also sees a
+    // stop sent before this task first ran.
+    let stopped = async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
             received = inner.socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => inner.handle_datagram(&buf[..n], from, &mut scratch),
                 Err(e) => {
@@ -821,6 +940,10 @@ async fn tick_loop(inner: Arc<Inner>) {
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A stop sent before this task first ran is not a "change".
+        if *stop.borrow() {
+            break;
+        }
         tokio::select! {
             biased;
             _ = stop.changed() => break,

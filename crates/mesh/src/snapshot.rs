@@ -11,11 +11,15 @@ use std::sync::Arc;
 
 use mesh_auth::{NodeId, OriginHash};
 
+use mesh_auth::AuditEntry;
+
+use crate::admin::AdminState;
 use crate::daemon::{DaemonHealth, Lifecycle};
 use crate::fold::{Fold, Resources};
 use crate::lineage::{Lineage, ParsedName};
 use crate::logs::{FailureRecord, LogEntry};
 use crate::metrics::MeshMetrics;
+use crate::migrate::MigrationSummary;
 use crate::peer::{Health, PeerInfo};
 
 /// This node, as it sees itself.
@@ -31,6 +35,8 @@ pub struct ThisNode {
     pub flags: u32,
     /// Host resources.
     pub resources: Resources,
+    /// Cordon, drain, maintenance, freeze, avoid list.
+    pub admin: AdminState,
 }
 
 /// A peer with what the fold knows about it.
@@ -42,6 +48,8 @@ pub struct PeerView {
     pub resources: Option<Resources>,
     /// How many daemons it runs.
     pub daemons: usize,
+    /// Its admin state, from its summary.
+    pub admin: AdminState,
 }
 
 /// One daemon anywhere in the cluster.
@@ -117,9 +125,22 @@ pub struct MeshSnapshot {
     pub failures: RingStats,
     /// Transport counters.
     pub counters: MeshMetrics,
+    /// Migrations in flight (and recently ended) anywhere in the cluster.
+    pub migrations: Vec<MigrationSummary>,
+    /// The newest entries of this node's audit ledger (up to 64).
+    pub audit_tail: Arc<Vec<AuditEntry>>,
+    /// Entries in this node's audit ledger.
+    pub audit_len: u64,
+    /// The cluster is frozen until this instant, as far as any node reports.
+    pub frozen_until_ms: Option<u64>,
 }
 
 impl MeshSnapshot {
+    /// True when the cluster is frozen at the snapshot's time.
+    pub fn frozen(&self) -> bool {
+        self.frozen_until_ms.is_some_and(|t| t > self.taken_at_ms)
+    }
+
     /// An empty snapshot for a node that has just started.
     pub fn empty(this_node: ThisNode, epoch_ms: u64) -> Self {
         Self {
@@ -134,6 +155,10 @@ impl MeshSnapshot {
             recent_failures: Arc::new(Vec::new()),
             failures: RingStats::default(),
             counters: MeshMetrics::default(),
+            migrations: Vec::new(),
+            audit_tail: Arc::new(Vec::new()),
+            audit_len: 0,
+            frozen_until_ms: None,
         }
     }
 
@@ -173,6 +198,10 @@ pub struct SnapshotInput<'a> {
     pub failures: RingStats,
     /// Counters.
     pub counters: MeshMetrics,
+    /// Audit ledger tail.
+    pub audit_tail: Arc<Vec<AuditEntry>>,
+    /// Audit ledger length.
+    pub audit_len: u64,
 }
 
 /// Builds a snapshot. Pure: no I/O, no clocks.
@@ -222,6 +251,7 @@ pub fn build(input: SnapshotInput<'_>) -> MeshSnapshot {
             PeerView {
                 resources: summary.map(|s| s.resources.clone()),
                 daemons: summary.map_or(0, |s| s.daemons.len()),
+                admin: summary.map(|s| s.admin.clone()).unwrap_or_default(),
                 info,
             }
         })
@@ -229,7 +259,17 @@ pub fn build(input: SnapshotInput<'_>) -> MeshSnapshot {
     let mut this_node = input.this_node;
     if let Some(own) = input.fold.get(me) {
         this_node.resources = own.resources.clone();
+        this_node.admin = own.admin.clone();
     }
+    let mut migrations: Vec<MigrationSummary> =
+        input.fold.iter().flat_map(|s| s.migrations.iter().cloned()).collect();
+    migrations.sort_by_key(|m| (m.started_at_ms, m.id));
+    let frozen_until_ms = input
+        .fold
+        .iter()
+        .filter_map(|s| s.admin.frozen_until_ms)
+        .filter(|t| *t > input.now_ms)
+        .max();
     MeshSnapshot {
         seq: input.seq,
         epoch_ms: input.epoch_ms,
@@ -242,5 +282,9 @@ pub fn build(input: SnapshotInput<'_>) -> MeshSnapshot {
         recent_failures: input.recent_failures,
         failures: input.failures,
         counters: input.counters,
+        migrations,
+        audit_tail: input.audit_tail,
+        audit_len: input.audit_len,
+        frozen_until_ms,
     }
 }

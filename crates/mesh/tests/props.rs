@@ -200,6 +200,8 @@ proptest! {
             produced_at_ms: inc * 1000 + ver,
             software: "t".into(),
             resources: Resources::default(),
+            admin: Default::default(),
+            migrations: Vec::new(),
             daemons: (0..(ver % 3)).map(|i| DaemonSummary {
                 id: OriginHash(node * 100 + i),
                 name: format!("d{i}#replica"),

@@ -8,8 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use mesh_auth::OriginHash;
-
 use super::*;
 use crate::daemon::{DaemonControl, DaemonSlot, PendingLine};
 use crate::fold::{DaemonSummary, Fold, FoldMessage, NodeSummary, Resources};
@@ -97,7 +95,7 @@ impl Inner {
     }
 
     /// Moves queued log lines into the ring.
-    fn store_lines(&self, lines: &mut Vec<PendingLine>) {
+    pub(crate) fn store_lines(&self, lines: &mut Vec<PendingLine>) {
         let node = self.node_id;
         let mut rings = self.rings.lock();
         for line in lines.drain(..) {
@@ -122,6 +120,8 @@ impl Inner {
             software: env!("CARGO_PKG_VERSION").to_owned(),
             resources: fs.resources.clone(),
             daemons: fs.own_daemons.clone(),
+            admin: self.admin.lock().clone(),
+            migrations: self.migrations.lock().summaries(),
         }
     }
 
@@ -149,7 +149,7 @@ impl Inner {
                     crash_looping: st.crash_looping(),
                     started_at_ms: slot.started_at_ms,
                     log_dropped: slot.log_dropped.load(Ordering::Relaxed),
-                    migratable: slot.migratable,
+                    migratable: slot.kind.is_some(),
                 }
             })
             .collect();
@@ -190,7 +190,7 @@ impl Inner {
         Some(summary)
     }
 
-    fn live_peers(&self) -> Vec<NodeId> {
+    pub(crate) fn live_peers(&self) -> Vec<NodeId> {
         self.routes.read().iter().filter(|(_, r)| !r.unreachable).map(|(id, _)| *id).collect()
     }
 
@@ -198,6 +198,7 @@ impl Inner {
         let now = Instant::now();
         let handle = MeshHandle { inner: self.clone() };
         self.deliver_backpressure();
+        self.gc_migrations(now);
         if let Some(summary) = self.refresh_own(now, force_push) {
             let bytes = FoldMessage::Summaries(vec![summary]).encode();
             for peer in self.live_peers() {
@@ -318,6 +319,12 @@ impl Inner {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             flags: self.config.flags,
             resources: fs.resources.clone(),
+            admin: self.admin.lock().clone(),
+        };
+        let (audit_tail, audit_len) = {
+            let ledger = self.ledger.lock();
+            let len = ledger.len() as u64;
+            (Arc::new(ledger.since(len.saturating_sub(64), 64).to_vec()), len)
         };
         let snapshot = crate::snapshot::build(SnapshotInput {
             seq,
@@ -331,6 +338,8 @@ impl Inner {
             recent_failures,
             failures,
             counters: self.counters.snapshot(),
+            audit_tail,
+            audit_len,
         });
         drop(fs);
         self.fold.lock().snapshot_seq = seq;
@@ -398,8 +407,12 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn remove_daemon(&self, id: OriginHash) {
-        if self.daemons.write().remove(&id).is_some() {
+    /// Unregisters exactly this slot (a daemon that migrated away and came back
+    /// under the same id is a different slot and stays).
+    pub(crate) fn remove_daemon_slot(&self, slot: &Arc<DaemonSlot>) {
+        let mut daemons = self.daemons.write();
+        if daemons.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            daemons.remove(&slot.id);
             self.push_now.store(true, Ordering::Release);
         }
     }
@@ -411,6 +424,10 @@ pub(super) async fn state_loop(inner: Arc<Inner>, mut fold_rx: Subscription) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut changes = inner.changes.subscribe();
     loop {
+        // A stop sent before this task first ran is not a "change".
+        if *stop.borrow() {
+            break;
+        }
         tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -431,6 +448,10 @@ pub(super) async fn log_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<PendingLi
     let mut stop = inner.stop.subscribe();
     let mut batch = Vec::with_capacity(1024);
     loop {
+        // A stop sent before this task first ran is not a "change".
+        if *stop.borrow() {
+            break;
+        }
         tokio::select! {
             biased;
             _ = stop.changed() => break,

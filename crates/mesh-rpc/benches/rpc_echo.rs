@@ -1,0 +1,354 @@
+//! RPC echo latency and throughput between two mesh nodes in one process, next to
+//! the floor: plain tokio UDP ping-pong on the same runtime. Release build.
+//!
+//! Prints `figure:` lines (collected by `cargo xtask bench`). Each figure is the
+//! median of three rounds; every round measures the floor and the RPC path back
+//! to back, so ratios compare measurements taken under the same load.
+//!
+//! Between the two it also prints (as plain lines, not figures) the mesh floor:
+//! the same echo as raw mesh messages answered by inline handlers, so the cost of
+//! the mesh (encryption, sessions) and of the RPC layer can be told apart; and
+//! the RPC throughput with coalescing turned off (`batch_bytes: 0`, on a second
+//! pair of nodes), to show what batching contributes.
+//!
+//! For profiling, `RPC_ECHO_ONLY=latency` or `RPC_ECHO_ONLY=throughput` runs just
+//! the RPC side of that phase (for about 10 s) and prints no figures.
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mesh::testing::Cluster;
+use mesh::{ClusterKey, MeshConfig, MeshHandle, MessageKind, NodeId};
+use mesh_rpc::{CallOptions, Rpc, RpcConfig, RpcStatus};
+use tokio::net::UdpSocket;
+
+const PAYLOAD: usize = 32;
+const WARMUP: usize = 2_000;
+const SAMPLES: usize = 20_000;
+const IN_FLIGHT: usize = 64;
+const THROUGHPUT_FOR: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 3;
+
+type Echo = [u8; PAYLOAD];
+
+const MESH_PING: MessageKind = MessageKind::named("bench/mesh-ping/v1");
+const MESH_PONG: MessageKind = MessageKind::named("bench/mesh-pong/v1");
+
+struct Round {
+    mesh_p50_us: f64,
+    mesh_msgs_per_s: f64,
+    udp_p50_us: f64,
+    udp_rt_per_s: f64,
+    rpc_p50_us: f64,
+    rpc_p99_us: f64,
+    rpc_calls_per_s: f64,
+    unbatched_calls_per_s: f64,
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// A socket that echoes every datagram back to its sender, on its own task.
+async fn udp_echo_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        loop {
+            let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+            let _ = socket.send_to(&buf[..n], from).await;
+        }
+    });
+    (addr, task)
+}
+
+/// p50 (us) of a 32-byte UDP round trip, one in flight.
+async fn udp_latency() -> f64 {
+    let (server, task) = udp_echo_server().await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    client.connect(server).await.expect("connect");
+    let payload = [7u8; PAYLOAD];
+    let mut buf = [0u8; 2048];
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for i in 0..WARMUP + SAMPLES {
+        let started = Instant::now();
+        client.send(&payload).await.expect("send");
+        client.recv(&mut buf).await.expect("recv");
+        if i >= WARMUP {
+            samples.push(started.elapsed());
+        }
+    }
+    task.abort();
+    samples.sort();
+    quantile(&samples, 0.5)
+}
+
+/// Round trips per second with 64 datagrams outstanding.
+async fn udp_throughput() -> f64 {
+    let (server, task) = udp_echo_server().await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    client.connect(server).await.expect("connect");
+    let payload = [7u8; PAYLOAD];
+    let mut buf = [0u8; 2048];
+    for _ in 0..IN_FLIGHT {
+        client.send(&payload).await.expect("send");
+    }
+    let started = Instant::now();
+    let mut done = 0u64;
+    // A lost datagram would stall the loop; the timeout ends the run instead.
+    while started.elapsed() < THROUGHPUT_FOR {
+        match tokio::time::timeout(Duration::from_millis(100), client.recv(&mut buf)).await {
+            Ok(Ok(_)) => {
+                done += 1;
+                client.send(&payload).await.expect("send");
+            }
+            _ => break,
+        }
+    }
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    task.abort();
+    rate
+}
+
+/// Sends a small message from synchronous code (an inline handler): the mesh
+/// sends a single-datagram message within its first poll.
+fn send_now(mesh: &MeshHandle, to: NodeId, kind: MessageKind, payload: &[u8]) {
+    let mut send = std::pin::pin!(mesh.send(to, kind, payload));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = send.as_mut().poll(&mut cx);
+}
+
+/// The mesh floor: `b` answers pings inline; returns p50 (us) with one in flight
+/// (the reply wakes the waiting task, as an RPC response does) and messages per
+/// second with 64 in flight (the reply handler sends the next ping inline).
+async fn mesh_floor(a: MeshHandle, b: MeshHandle) -> (f64, f64) {
+    let b2 = b.clone();
+    let _echo = b
+        .on_message(MESH_PING, move |m| send_now(&b2, m.from, MESH_PONG, &m.payload))
+        .expect("inline handler");
+    // Latency: the pong wakes this task through a channel.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let pong = a.on_message(MESH_PONG, move |m| drop(tx.send(m.payload))).expect("handler");
+    let payload = [7u8; PAYLOAD];
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for i in 0..WARMUP + SAMPLES {
+        let started = Instant::now();
+        a.send(b.node_id(), MESH_PING, &payload).await.expect("send");
+        rx.recv().await.expect("pong");
+        if i >= WARMUP {
+            samples.push(started.elapsed());
+        }
+    }
+    drop(pong);
+    samples.sort();
+    // Throughput: 64 pings bounce between the two receive tasks.
+    let count = Arc::new(AtomicU64::new(0));
+    let (a2, counter, stop) = (a.clone(), count.clone(), Arc::new(AtomicBool::new(false)));
+    let stopped = stop.clone();
+    let _bounce = a
+        .on_message(MESH_PONG, move |m| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            if !stopped.load(Ordering::Relaxed) {
+                send_now(&a2, m.from, MESH_PING, &m.payload);
+            }
+        })
+        .expect("handler");
+    for _ in 0..IN_FLIGHT {
+        a.send(b.node_id(), MESH_PING, &payload).await.expect("send");
+    }
+    let started = Instant::now();
+    tokio::time::sleep(THROUGHPUT_FOR).await;
+    let rate = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    (quantile(&samples, 0.5), rate)
+}
+
+/// p50 and p99 (us) of a 32-byte RPC echo, one in flight.
+async fn rpc_latency(client: &Rpc, server: NodeId) -> (f64, f64) {
+    let payload: Echo = [7u8; PAYLOAD];
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for i in 0..WARMUP + SAMPLES {
+        let started = Instant::now();
+        let back: Echo =
+            client.call(server, "echo", &payload, CallOptions::default()).await.expect("echo");
+        if i >= WARMUP {
+            samples.push(started.elapsed());
+        }
+        assert_eq!(back, payload);
+    }
+    samples.sort();
+    (quantile(&samples, 0.5), quantile(&samples, 0.99))
+}
+
+/// Calls per second with 64 calls in flight (64 tasks calling in a loop).
+async fn rpc_throughput(client: &Rpc, server: NodeId) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, done, stop) = (client.clone(), done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let payload: Echo = [7u8; PAYLOAD];
+            while !stop.load(Ordering::Relaxed) {
+                let reply: Result<Echo, _> =
+                    client.call(server, "echo", &payload, CallOptions::default()).await;
+                if reply.is_ok() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(THROUGHPUT_FOR).await;
+    let count = done.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("caller task");
+    }
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Runs `f` on a runtime worker (not the `block_on` thread), like real callers.
+async fn on_worker<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    tokio::spawn(f).await.expect("bench task")
+}
+
+/// Boots two nodes with an echo service; returns the cluster, the client
+/// endpoint, the serving endpoint and the serve handle.
+async fn echo_pair(config: RpcConfig) -> (Cluster, Rpc, Rpc, mesh_rpc::ServeHandle) {
+    let mesh_config = MeshConfig::new(ClusterKey::from_bytes([9; 32]));
+    let cluster =
+        Cluster::start_with_deadline(2, mesh_config, Duration::from_secs(60)).await.expect("boot");
+    let node = |i| cluster.nth(i).expect("node").handle();
+    let client = Rpc::with_config(node(0), config.clone()).expect("rpc");
+    let server = Rpc::with_config(node(1), config).expect("rpc");
+    let echo = server
+        .serve("echo", |req: Echo, _ctx| async move { Ok::<_, RpcStatus>(req) })
+        .expect("serve");
+    (cluster, client, server, echo)
+}
+
+async fn round(
+    client: &Rpc,
+    server: NodeId,
+    server_mesh: &MeshHandle,
+    unbatched: (&Rpc, NodeId),
+) -> Round {
+    let udp_p50_us = on_worker(udp_latency()).await;
+    let (a, b) = (client.mesh().clone(), server_mesh.clone());
+    let (mesh_p50_us, mesh_msgs_per_s) = on_worker(mesh_floor(a, b)).await;
+    let c = client.clone();
+    let (rpc_p50_us, rpc_p99_us) = on_worker(async move { rpc_latency(&c, server).await }).await;
+    let udp_rt_per_s = on_worker(udp_throughput()).await;
+    let c = client.clone();
+    let rpc_calls_per_s = on_worker(async move { rpc_throughput(&c, server).await }).await;
+    let (c, to) = (unbatched.0.clone(), unbatched.1);
+    let unbatched_calls_per_s = on_worker(async move { rpc_throughput(&c, to).await }).await;
+    Round {
+        unbatched_calls_per_s,
+        mesh_p50_us,
+        mesh_msgs_per_s,
+        udp_p50_us,
+        udp_rt_per_s,
+        rpc_p50_us,
+        rpc_p99_us,
+        rpc_calls_per_s,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (mut cluster, client, server_rpc, _echo) = echo_pair(RpcConfig::default()).await;
+        let server = server_rpc.node_id();
+
+        if let Ok(phase) = std::env::var("RPC_ECHO_ONLY") {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                let c = client.clone();
+                match phase.as_str() {
+                    "latency" => {
+                        let (p50, p99) =
+                            on_worker(async move { rpc_latency(&c, server).await }).await;
+                        println!("rpc p50 {p50:.1} us, p99 {p99:.1} us");
+                    }
+                    _ => {
+                        let rate = on_worker(async move { rpc_throughput(&c, server).await }).await;
+                        println!("rpc {rate:.0} calls/s");
+                    }
+                }
+            }
+            return;
+        }
+        let mut rounds = Vec::new();
+        for i in 0..ROUNDS {
+            let (mut plain_cluster, plain_client, plain_server, _plain_echo) =
+                echo_pair(RpcConfig { batch_bytes: 0, ..RpcConfig::default() }).await;
+            let unbatched = (&plain_client, plain_server.node_id());
+            let r = round(&client, server, server_rpc.mesh(), unbatched).await;
+            plain_cluster.shutdown().await;
+            println!(
+                "round {i}: p50 udp {:.1} / mesh {:.1} / rpc {:.1} us (rpc p99 {:.1} us); \
+                 throughput udp {:.0} rt/s / mesh {:.0} rt/s / rpc {:.0} calls/s \
+                 (unbatched {:.0})",
+                r.udp_p50_us,
+                r.mesh_p50_us,
+                r.rpc_p50_us,
+                r.rpc_p99_us,
+                r.udp_rt_per_s,
+                r.mesh_msgs_per_s,
+                r.rpc_calls_per_s,
+                r.unbatched_calls_per_s
+            );
+            rounds.push(r);
+        }
+        let med = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+        let udp_p50 = med(|r| r.udp_p50_us);
+        let udp_rt = med(|r| r.udp_rt_per_s);
+        let rpc_p50 = med(|r| r.rpc_p50_us);
+        let rpc_p99 = med(|r| r.rpc_p99_us);
+        let rpc_cps = med(|r| r.rpc_calls_per_s);
+        // Ratios per round, then the median, so each ratio compares one round's
+        // measurements.
+        let p50_ratio = med(|r| r.rpc_p50_us / r.udp_p50_us);
+        let tput_ratio = med(|r| r.rpc_calls_per_s / r.udp_rt_per_s);
+        println!(
+            "mesh floor (not a figure): p50 {:.1} us, {:.0} roundtrips/s",
+            med(|r| r.mesh_p50_us),
+            med(|r| r.mesh_msgs_per_s)
+        );
+        println!(
+            "rpc without batching (not a figure): {:.0} calls/s",
+            med(|r| r.unbatched_calls_per_s)
+        );
+        let stats = client.stats();
+        println!("client drops: {:?}", stats.drops);
+        println!("figure: rpc_echo_p50_us = {rpc_p50:.1} us");
+        println!("figure: rpc_echo_p99_us = {rpc_p99:.1} us");
+        println!("figure: rpc_calls_per_s = {rpc_cps:.0} calls/s");
+        println!("figure: udp_floor_p50_us = {udp_p50:.1} us");
+        println!("figure: udp_floor_roundtrips_per_s = {udp_rt:.0} roundtrips/s");
+        println!("figure: rpc_vs_udp_p50_ratio = {p50_ratio:.2} x");
+        println!("figure: rpc_vs_udp_throughput_ratio = {tput_ratio:.2} x");
+        cluster.shutdown().await;
+    });
+}

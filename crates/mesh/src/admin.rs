@@ -1,0 +1,383 @@
+//! Admin commands, their blast-radius simulation, and per-node admin state.
+//!
+//! An [`AdminCommand`] is the payload of a signed envelope (mesh-auth). Its class
+//! (routine or break-glass "ICE") and its signed target string follow from the
+//! command itself, so a node can check that what was signed is what it is asked
+//! to do. [`simulate`] is a pure function of a snapshot: what a command would touch.
+//! ICE envelopes carry [`BlastRadius::digest`], and the node refuses the command if
+//! its own simulation differs (the cluster changed since the operator looked).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use mesh_auth::{CommandClass, NodeId, OriginHash};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::MeshSnapshot;
+
+/// Identifies a migration cluster-wide (chosen at random by its source node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MigrationId(pub u64);
+
+impl fmt::Display for MigrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "m-{:08x}", self.0 as u32)
+    }
+}
+
+/// What an operator can ask of the mesh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AdminCommand {
+    /// No new placements on the node.
+    Cordon {
+        /// The node.
+        node: NodeId,
+    },
+    /// Lift a cordon (and end a drain).
+    Uncordon {
+        /// The node.
+        node: NodeId,
+    },
+    /// Cordon, tell daemons to drain, move migratable daemons elsewhere; after the
+    /// window, daemons get DrainFinish.
+    Drain {
+        /// The node.
+        node: NodeId,
+        /// How long daemons have to drain (ms).
+        window_ms: u64,
+    },
+    /// Mark the node as under maintenance (optionally for a window).
+    EnterMaintenance {
+        /// The node.
+        node: NodeId,
+        /// Ends by itself after this long (ms), if set.
+        window_ms: Option<u64>,
+    },
+    /// End maintenance.
+    ExitMaintenance {
+        /// The node.
+        node: NodeId,
+    },
+    /// Restart every daemon on the node.
+    RestartDaemons {
+        /// The node.
+        node: NodeId,
+    },
+    /// Forget the node's avoid list (targets it refuses after failed moves).
+    ClearAvoidList {
+        /// The node.
+        node: NodeId,
+    },
+    /// ICE: refuse every routine command cluster-wide for a while.
+    Freeze {
+        /// How long (ms).
+        ttl_ms: u64,
+    },
+    /// ICE: lift a freeze.
+    Thaw,
+    /// ICE: restart one daemon now, wherever it runs.
+    ForceRestartDaemon {
+        /// The daemon.
+        daemon: OriginHash,
+        /// The node it runs on.
+        node: NodeId,
+    },
+    /// ICE: cancel a migration in flight.
+    KillMigration {
+        /// The migration.
+        migration: MigrationId,
+        /// Its source node.
+        node: NodeId,
+    },
+    /// ICE: forget every node's avoid list.
+    FlushAvoidLists,
+}
+
+impl AdminCommand {
+    /// Routine or break-glass.
+    pub fn class(&self) -> CommandClass {
+        match self {
+            AdminCommand::Freeze { .. }
+            | AdminCommand::Thaw
+            | AdminCommand::ForceRestartDaemon { .. }
+            | AdminCommand::KillMigration { .. }
+            | AdminCommand::FlushAvoidLists => CommandClass::Ice,
+            _ => CommandClass::Routine,
+        }
+    }
+
+    /// The node a node-scoped command acts on; `None` for cluster-wide commands.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            AdminCommand::Cordon { node }
+            | AdminCommand::Uncordon { node }
+            | AdminCommand::Drain { node, .. }
+            | AdminCommand::EnterMaintenance { node, .. }
+            | AdminCommand::ExitMaintenance { node }
+            | AdminCommand::RestartDaemons { node }
+            | AdminCommand::ClearAvoidList { node }
+            | AdminCommand::ForceRestartDaemon { node, .. }
+            | AdminCommand::KillMigration { node, .. } => Some(*node),
+            AdminCommand::Freeze { .. } | AdminCommand::Thaw | AdminCommand::FlushAvoidLists => {
+                None
+            }
+        }
+    }
+
+    /// The signed target string (`node:0x...`, `daemon:0x...`, `migration:m-...` or
+    /// `cluster/<verb>`); envelopes must carry
+    /// exactly this. ICE cooldowns are per target.
+    pub fn target(&self) -> String {
+        match self {
+            AdminCommand::ForceRestartDaemon { daemon, .. } => format!("daemon:{daemon}"),
+            AdminCommand::KillMigration { migration, .. } => format!("migration:{migration}"),
+            // Cluster-wide commands cool down per verb, so a thaw is never
+            // blocked by the freeze it undoes.
+            _ => match self.node() {
+                Some(node) => format!("node:{node}"),
+                None => format!("cluster/{}", self.verb()),
+            },
+        }
+    }
+
+    /// A short verb for tables and the ledger (`cordon`, `freeze`, ...).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            AdminCommand::Cordon { .. } => "cordon",
+            AdminCommand::Uncordon { .. } => "uncordon",
+            AdminCommand::Drain { .. } => "drain",
+            AdminCommand::EnterMaintenance { .. } => "maintenance-on",
+            AdminCommand::ExitMaintenance { .. } => "maintenance-off",
+            AdminCommand::RestartDaemons { .. } => "restart-daemons",
+            AdminCommand::ClearAvoidList { .. } => "clear-avoid",
+            AdminCommand::Freeze { .. } => "freeze",
+            AdminCommand::Thaw => "thaw",
+            AdminCommand::ForceRestartDaemon { .. } => "force-restart",
+            AdminCommand::KillMigration { .. } => "kill-migration",
+            AdminCommand::FlushAvoidLists => "flush-avoid",
+        }
+    }
+
+    /// The postcard payload for an envelope.
+    pub fn to_payload(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Decodes a payload. Bounded, never panics.
+    pub fn from_payload(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() > 4096 {
+            return Err(format!("command payload of {} bytes is too large", bytes.len()));
+        }
+        postcard::from_bytes(bytes).map_err(|e| format!("command payload does not decode: {e}"))
+    }
+}
+
+impl fmt::Display for AdminCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.verb(), self.target())
+    }
+}
+
+/// What a command would touch, computed from a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlastRadius {
+    /// Nodes the command changes.
+    pub nodes: BTreeSet<NodeId>,
+    /// Daemons it affects (restarts, drains, moves).
+    pub daemons: BTreeSet<OriginHash>,
+    /// Migrations it affects.
+    pub migrations: BTreeSet<MigrationId>,
+    /// Things the operator should know (not part of the digest).
+    pub warnings: Vec<String>,
+}
+
+impl BlastRadius {
+    /// blake3 over the command and the sorted affected sets (warnings excluded):
+    /// what an ICE envelope carries.
+    pub fn digest(&self, command: &AdminCommand) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"meshdeck blast radius v1");
+        hasher.update(&command.to_payload());
+        let sets = (&self.nodes, &self.daemons, &self.migrations);
+        hasher.update(&postcard::to_stdvec(&sets).unwrap_or_default());
+        *hasher.finalize().as_bytes()
+    }
+}
+
+/// Simulates `command` against `snapshot`. Pure.
+pub fn simulate(snapshot: &MeshSnapshot, command: &AdminCommand) -> BlastRadius {
+    let mut radius = BlastRadius::default();
+    let all_nodes: Vec<NodeId> = std::iter::once(snapshot.this_node.node_id)
+        .chain(snapshot.peers.iter().map(|p| p.info.node_id))
+        .collect();
+    let known = |node: NodeId| all_nodes.contains(&node);
+    let daemons_on =
+        |node: NodeId| snapshot.daemons.iter().filter(move |d| d.node == node).map(|d| d.id);
+    match command {
+        AdminCommand::Cordon { node }
+        | AdminCommand::Uncordon { node }
+        | AdminCommand::EnterMaintenance { node, .. }
+        | AdminCommand::ExitMaintenance { node }
+        | AdminCommand::ClearAvoidList { node } => {
+            radius.nodes.insert(*node);
+        }
+        AdminCommand::Drain { node, .. } | AdminCommand::RestartDaemons { node } => {
+            radius.nodes.insert(*node);
+            radius.daemons.extend(daemons_on(*node));
+            if matches!(command, AdminCommand::Drain { .. }) {
+                let pinned =
+                    snapshot.daemons.iter().filter(|d| d.node == *node && !d.migratable).count();
+                if pinned > 0 {
+                    radius
+                        .warnings
+                        .push(format!("{pinned} daemon(s) cannot migrate and will only drain"));
+                }
+                let placeable = snapshot
+                    .peers
+                    .iter()
+                    .filter(|p| {
+                        p.info.node_id != *node
+                            && p.info.health.is_healthy()
+                            && !p.admin.refuses_placements(snapshot.taken_at_ms)
+                    })
+                    .count()
+                    + usize::from(
+                        snapshot.this_node.node_id != *node
+                            && !snapshot.this_node.admin.refuses_placements(snapshot.taken_at_ms),
+                    );
+                if placeable == 0 {
+                    radius.warnings.push("no node can take migrated daemons".into());
+                }
+            }
+        }
+        AdminCommand::Freeze { .. } | AdminCommand::Thaw | AdminCommand::FlushAvoidLists => {
+            radius.nodes.extend(all_nodes.iter().copied());
+            if matches!(command, AdminCommand::Freeze { .. }) {
+                radius
+                    .warnings
+                    .push("routine commands are refused cluster-wide until thaw or expiry".into());
+            }
+        }
+        AdminCommand::ForceRestartDaemon { daemon, node } => {
+            radius.nodes.insert(*node);
+            radius.daemons.insert(*daemon);
+            if snapshot.daemon(*daemon).is_none_or(|d| d.node != *node) {
+                radius.warnings.push(format!("daemon {daemon} is not on node {node}"));
+            }
+        }
+        AdminCommand::KillMigration { migration, node } => {
+            radius.nodes.insert(*node);
+            radius.migrations.insert(*migration);
+            match snapshot.migrations.iter().find(|m| m.id == *migration) {
+                Some(m) => {
+                    radius.daemons.insert(m.daemon);
+                }
+                None => radius.warnings.push(format!("migration {migration} is not in flight")),
+            }
+        }
+    }
+    for node in &radius.nodes {
+        if !known(*node) {
+            radius.warnings.push(format!("node {node} is not a member"));
+        }
+    }
+    radius
+}
+
+/// A node's admin state, published in its summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminState {
+    /// No new placements.
+    pub cordoned: bool,
+    /// Draining until this instant (ms since the Unix epoch).
+    pub draining_until_ms: Option<u64>,
+    /// In maintenance; `Some(u64::MAX)` for no end.
+    pub maintenance_until_ms: Option<u64>,
+    /// The cluster is frozen until this instant (as this node knows it).
+    pub frozen_until_ms: Option<u64>,
+    /// Nodes this node will not move daemons to.
+    pub avoid: Vec<NodeId>,
+}
+
+impl AdminState {
+    /// Frozen at `now_ms`.
+    pub fn frozen(&self, now_ms: u64) -> bool {
+        self.frozen_until_ms.is_some_and(|t| now_ms < t)
+    }
+
+    /// In maintenance at `now_ms`.
+    pub fn in_maintenance(&self, now_ms: u64) -> bool {
+        self.maintenance_until_ms.is_some_and(|t| now_ms < t)
+    }
+
+    /// Draining at `now_ms`.
+    pub fn draining(&self, now_ms: u64) -> bool {
+        self.draining_until_ms.is_some_and(|t| now_ms < t)
+    }
+
+    /// Whether new daemons may be placed here at `now_ms`.
+    pub fn refuses_placements(&self, now_ms: u64) -> bool {
+        self.cordoned || self.in_maintenance(now_ms) || self.draining(now_ms)
+    }
+
+    /// A short label: `frozen`, `maintenance`, `draining`, `cordoned` or `ready`.
+    pub fn label(&self, now_ms: u64) -> &'static str {
+        if self.frozen(now_ms) {
+            "frozen"
+        } else if self.in_maintenance(now_ms) {
+            "maintenance"
+        } else if self.draining(now_ms) {
+            "draining"
+        } else if self.cordoned {
+            "cordoned"
+        } else {
+            "ready"
+        }
+    }
+}
+
+/// What happened to a command on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOutcome {
+    /// Verified, recorded, applied.
+    Accepted {
+        /// The ledger entry.
+        audit_seq: u64,
+        /// What it did, in words.
+        effect: String,
+    },
+    /// Refused (and recorded, when the node has a ledger).
+    Rejected {
+        /// Stable reason code (`not_authorized`, `frozen`, `simulation_mismatch`, ...).
+        code: String,
+        /// Human-readable reason.
+        reason: String,
+        /// The ledger entry, if recorded.
+        audit_seq: Option<u64>,
+    },
+}
+
+impl AdminOutcome {
+    /// True for [`AdminOutcome::Accepted`].
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, AdminOutcome::Accepted { .. })
+    }
+
+    /// The rejection code, if rejected.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AdminOutcome::Accepted { .. } => None,
+            AdminOutcome::Rejected { code, .. } => Some(code),
+        }
+    }
+}
+
+impl fmt::Display for AdminOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminOutcome::Accepted { effect, .. } => write!(f, "accepted: {effect}"),
+            AdminOutcome::Rejected { code, reason, .. } => write!(f, "rejected ({code}): {reason}"),
+        }
+    }
+}

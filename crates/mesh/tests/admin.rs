@@ -1,0 +1,399 @@
+//! Signed admin commands on real clusters: acceptance, every rejection reason,
+//! freeze, cordon, drain, the ledger file, and migration (state, cancel, death).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh::testing::Cluster;
+use mesh::{
+    AdminCommand, AdminOutcome, ClusterKey, Daemon, EntityKeypair, MeshConfig, MeshError, MeshNode,
+    MeshSnapshot, MigrationError, MigrationPhase, NodeId, simulate,
+};
+use mesh_auth::{
+    AdminVerifier, CommandClass, EnvelopeDraft, OperatorIdentity, OperatorRegistry, SignedEnvelope,
+    VerifierConfig,
+};
+use parking_lot::Mutex;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn operators(n: u8) -> Vec<OperatorIdentity> {
+    (0..n)
+        .map(|i| OperatorIdentity::from_keypair(EntityKeypair::from_seed(&[50 + i; 32])))
+        .collect()
+}
+
+fn verifier(ops: &[OperatorIdentity], threshold: usize) -> Arc<AdminVerifier> {
+    let mut reg = OperatorRegistry::new();
+    for op in ops {
+        reg.register_public(op.public());
+    }
+    Arc::new(AdminVerifier::with_config(
+        Arc::new(reg),
+        VerifierConfig {
+            routine_threshold: threshold,
+            ice_threshold: threshold,
+            ice_cooldown: Duration::ZERO,
+            ..VerifierConfig::default()
+        },
+    ))
+}
+
+fn config(verifier: Arc<AdminVerifier>) -> MeshConfig {
+    let mut cfg = MeshConfig::new(ClusterKey::from_bytes([3; 32])).admin_verifier(verifier);
+    cfg.timing.migration_stall = Duration::from_millis(1500);
+    cfg
+}
+
+/// Signs `command` as an operator would from the deck: ICE commands carry the
+/// blast-radius digest simulated on `snapshot`.
+fn sign(
+    signers: &[&OperatorIdentity],
+    command: &AdminCommand,
+    snapshot: &MeshSnapshot,
+) -> SignedEnvelope {
+    let mut draft = EnvelopeDraft::new(command.class(), command.target(), command.to_payload());
+    if command.class() == CommandClass::Ice {
+        draft = draft.blast_radius(simulate(snapshot, command).digest(command));
+    }
+    let mut envelope = signers[0].sign_command(draft);
+    for s in &signers[1..] {
+        s.cosign(&mut envelope);
+    }
+    envelope
+}
+
+async fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
+}
+
+fn code(outcome: &AdminOutcome) -> &str {
+    outcome.code().unwrap_or("accepted")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_apply_and_every_bad_envelope_is_rejected_with_its_reason() {
+    let ops = operators(2);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops[..1], 1)), DEADLINE).await.unwrap();
+    let (n0, n1) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    let cordon = AdminCommand::Cordon { node: n1.node_id() };
+
+    // Accepted on the target, recorded, and visible cluster-wide.
+    let env = sign(&[&ops[0]], &cordon, &n1.snapshot());
+    let outcome = n1.apply_admin(&env);
+    assert!(outcome.is_accepted(), "{outcome}");
+    assert!(n1.admin_state().cordoned);
+    assert_eq!(n1.audit_since(0, 10).len(), 1);
+    assert!(
+        wait_until(|| n0.snapshot().peer(n1.node_id()).is_some_and(|p| p.admin.cordoned)).await
+    );
+    assert!(wait_until(|| n1.snapshot().audit_tail.len() == 1).await);
+
+    // The same envelope again: replayed. Sent to the wrong node: not_target.
+    assert_eq!(code(&n1.apply_admin(&env)), "replayed");
+    assert_eq!(code(&n0.apply_admin(&sign(&[&ops[0]], &cordon, &n0.snapshot()))), "not_target");
+
+    let uncordon = AdminCommand::Uncordon { node: n1.node_id() };
+    // Unsigned.
+    let unsigned = SignedEnvelope::unsigned(
+        EnvelopeDraft::new(uncordon.class(), uncordon.target(), uncordon.to_payload()).finish(),
+    );
+    assert_eq!(code(&n1.apply_admin(&unsigned)), "not_authorized");
+    // Forged: payload changed after signing.
+    let mut forged = sign(&[&ops[0]], &uncordon, &n1.snapshot());
+    forged.body.payload = AdminCommand::Drain { node: n1.node_id(), window_ms: 1 }.to_payload();
+    assert_eq!(code(&n1.apply_admin(&forged)), "bad_signature");
+    // Expired.
+    let old = ops[0].sign_command(
+        EnvelopeDraft::new(uncordon.class(), uncordon.target(), uncordon.to_payload())
+            .issued_at(mesh_auth::unix_now_ms() - 10 * 60 * 1000),
+    );
+    assert_eq!(code(&n1.apply_admin(&old)), "expired");
+    // Unknown operator.
+    assert_eq!(
+        code(&n1.apply_admin(&sign(&[&ops[1]], &uncordon, &n1.snapshot()))),
+        "not_authorized"
+    );
+    // A target string that does not match the command.
+    let mismatched = ops[0].sign_command(EnvelopeDraft::new(
+        CommandClass::Routine,
+        format!("node:{}", n0.node_id()),
+        uncordon.to_payload(),
+    ));
+    assert_eq!(code(&n1.apply_admin(&mismatched)), "malformed");
+
+    // None of that changed anything; all of it is in the ledger.
+    assert!(n1.admin_state().cordoned);
+    let ledger = n1.audit_since(0, 100);
+    assert_eq!(ledger.len(), 7);
+    assert_eq!(ledger.iter().filter(|e| e.record.outcome.is_accepted()).count(), 1);
+    mesh_auth::verify_chain(&ledger).unwrap();
+
+    // A node without a verifier refuses everything.
+    let bare = MeshNode::start(MeshConfig::new(ClusterKey::from_bytes([3; 32]))).await.unwrap();
+    let env = sign(&[&ops[0]], &AdminCommand::Cordon { node: bare.node_id() }, &bare.snapshot());
+    assert_eq!(code(&bare.apply_admin(&env)), "no_verifier");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_two_needs_two_distinct_operators() {
+    let ops = operators(3);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 2)), DEADLINE).await.unwrap();
+    let n2 = cluster.nth(2).unwrap();
+    let cmd = AdminCommand::EnterMaintenance { node: n2.node_id(), window_ms: None };
+    let one = sign(&[&ops[0]], &cmd, &n2.snapshot());
+    assert_eq!(code(&n2.apply_admin(&one)), "insufficient_signatures");
+    let same_twice = {
+        let mut e = sign(&[&ops[0]], &cmd, &n2.snapshot());
+        let dup = e.signatures[0].clone();
+        e.signatures.push(dup);
+        e
+    };
+    assert_eq!(code(&n2.apply_admin(&same_twice)), "insufficient_signatures");
+    assert!(!n2.admin_state().in_maintenance(mesh_auth::unix_now_ms()));
+    let two = sign(&[&ops[0], &ops[2]], &cmd, &n2.snapshot());
+    assert!(n2.apply_admin(&two).is_accepted());
+    assert!(n2.admin_state().in_maintenance(mesh_auth::unix_now_ms()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeze_blocks_routine_commands_until_thaw_or_ttl() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let nodes: Vec<&MeshNode> = cluster.nodes().collect();
+    let freeze = AdminCommand::Freeze { ttl_ms: 60_000 };
+
+    // ICE without a matching simulation is refused.
+    let bad_sim = ops[0].sign_command(
+        EnvelopeDraft::new(freeze.class(), freeze.target(), freeze.to_payload())
+            .blast_radius([1; 32]),
+    );
+    assert_eq!(code(&nodes[0].apply_admin(&bad_sim)), "simulation_mismatch");
+
+    // Cluster-wide: the deck sends it to every node.
+    for node in &nodes {
+        let outcome =
+            node.apply_admin(&sign(&ops.iter().collect::<Vec<_>>(), &freeze, &node.snapshot()));
+        assert!(outcome.is_accepted(), "{outcome}");
+    }
+    assert!(wait_until(|| nodes.iter().all(|n| n.snapshot().frozen())).await);
+    let cordon = AdminCommand::Cordon { node: nodes[1].node_id() };
+    assert_eq!(
+        code(&nodes[1].apply_admin(&sign(&[&ops[0]], &cordon, &nodes[1].snapshot()))),
+        "frozen"
+    );
+
+    for node in &nodes {
+        assert!(
+            node.apply_admin(&sign(&[&ops[0]], &AdminCommand::Thaw, &node.snapshot()))
+                .is_accepted()
+        );
+    }
+    assert!(nodes[1].apply_admin(&sign(&[&ops[0]], &cordon, &nodes[1].snapshot())).is_accepted());
+
+    // A short freeze lifts by itself.
+    let short = AdminCommand::Freeze { ttl_ms: 300 };
+    assert!(nodes[2].apply_admin(&sign(&[&ops[0]], &short, &nodes[2].snapshot())).is_accepted());
+    let cordon2 = AdminCommand::Cordon { node: nodes[2].node_id() };
+    assert_eq!(
+        code(&nodes[2].apply_admin(&sign(&[&ops[0]], &cordon2, &nodes[2].snapshot()))),
+        "frozen"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(nodes[2].apply_admin(&sign(&[&ops[0]], &cordon2, &nodes[2].snapshot())).is_accepted());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_file_survives_restart_and_tampering_is_detected() {
+    let ops = operators(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key = EntityKeypair::generate();
+    let cfg = config(verifier(&ops, 1)).identity(key.clone()).audit_path(&path);
+    let node = MeshNode::start(cfg.clone()).await.unwrap();
+    for cmd in [
+        AdminCommand::Cordon { node: node.node_id() },
+        AdminCommand::Uncordon { node: node.node_id() },
+    ] {
+        assert!(node.apply_admin(&sign(&[&ops[0]], &cmd, &node.snapshot())).is_accepted());
+    }
+    node.shutdown().await;
+    drop(node);
+
+    let node = MeshNode::start(cfg.clone()).await.unwrap();
+    assert_eq!(node.audit_since(0, 10).len(), 2);
+    node.shutdown().await;
+    drop(node);
+
+    let mut raw = std::fs::read(&path).unwrap();
+    let at = raw.len() - 20;
+    raw[at] ^= 0x55;
+    std::fs::write(&path, &raw).unwrap();
+    let err = MeshNode::start(cfg).await.unwrap_err();
+    assert!(matches!(err, MeshError::Audit(_)), "{err}");
+}
+
+/// A migratable counter: its state is a blob of bytes that must survive a move.
+struct Counter {
+    state: Vec<u8>,
+}
+
+impl Daemon for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+    fn kind(&self) -> Option<&str> {
+        Some("counter")
+    }
+    fn snapshot(&mut self) -> Result<Vec<u8>, String> {
+        Ok(self.state.clone())
+    }
+}
+
+fn register_factories(cluster: &Cluster, delay: Duration, seen: Arc<Mutex<Vec<u8>>>) {
+    for node in cluster.nodes() {
+        let seen = seen.clone();
+        node.register_factory("counter", move |state| {
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            *seen.lock() = state.to_vec();
+            Ok(Box::new(Counter { state: state.to_vec() }) as Box<dyn Daemon>)
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_moves_state_and_identity_and_cordon_stops_placement() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    register_factories(&cluster, Duration::ZERO, seen.clone());
+    let (n0, n1, n2) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap(), cluster.nth(2).unwrap());
+    let state: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let key = EntityKeypair::generate();
+    let handle =
+        n0.register_daemon(Box::new(Counter { state: state.clone() }), key.clone()).unwrap();
+    let id = handle.id();
+    assert!(wait_until(|| n2.snapshot().daemon(id).is_some()).await);
+
+    // Cordoned targets refuse placements.
+    let cordon = AdminCommand::Cordon { node: n1.node_id() };
+    assert!(n1.apply_admin(&sign(&[&ops[0]], &cordon, &n1.snapshot())).is_accepted());
+    assert!(
+        wait_until(|| n0.snapshot().peer(n1.node_id()).is_some_and(|p| p.admin.cordoned)).await
+    );
+    assert!(matches!(n0.migrate(id, n1.node_id()), Err(MigrationError::TargetRefuses { .. })));
+
+    let migration = n0.migrate(id, n2.node_id()).unwrap();
+    tokio::time::timeout(DEADLINE, migration.wait()).await.unwrap().unwrap();
+    assert_eq!(migration.phase(), MigrationPhase::Complete);
+    assert_eq!(*seen.lock(), state, "state must arrive intact");
+    // Same id, now placed on n2, everywhere.
+    assert!(
+        wait_until(|| cluster
+            .nodes()
+            .all(|n| n.snapshot().daemon(id).is_some_and(|d| d.node == n2.node_id())))
+        .await
+    );
+    assert!(
+        wait_until(|| n1
+            .snapshot()
+            .migrations
+            .iter()
+            .any(|m| m.id == migration.id() && m.phase == MigrationPhase::Complete))
+        .await
+    );
+    drop(handle); // The source's handle no longer owns it: the daemon stays on n2.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(n2.snapshot().daemon(id).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_moves_migratable_daemons_off() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    register_factories(&cluster, Duration::ZERO, seen.clone());
+    let n0 = cluster.nth(0).unwrap();
+    let handle = n0
+        .register_daemon(Box::new(Counter { state: vec![1, 2, 3] }), EntityKeypair::generate())
+        .unwrap();
+    let id = handle.id();
+    assert!(wait_until(|| cluster.nodes().all(|n| n.snapshot().daemon(id).is_some())).await);
+    let drain = AdminCommand::Drain { node: n0.node_id(), window_ms: 500 };
+    let outcome = n0.apply_admin(&sign(&[&ops[0]], &drain, &n0.snapshot()));
+    assert!(outcome.is_accepted(), "{outcome}");
+    assert!(wait_until(|| n0.snapshot().daemon(id).is_some_and(|d| d.node != n0.node_id())).await);
+    assert!(n0.admin_state().cordoned);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_migration_and_target_death_leave_the_daemon_on_the_source() {
+    let ops = operators(1);
+    let mut cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    // A slow restore keeps migrations in flight long enough to interfere.
+    register_factories(&cluster, Duration::from_millis(800), seen.clone());
+    let source = cluster.nth(0).unwrap();
+    let target_id: NodeId = cluster.nth(1).unwrap().node_id();
+    let handle = source
+        .register_daemon(Box::new(Counter { state: vec![9; 10] }), EntityKeypair::generate())
+        .unwrap();
+    let id = handle.id();
+    assert!(wait_until(|| cluster.nodes().all(|n| n.snapshot().daemon(id).is_some())).await);
+
+    // KillMigration (ICE) while it is in flight.
+    let migration = source.migrate(id, target_id).unwrap();
+    assert!(
+        wait_until(|| source.snapshot().migrations.iter().any(|m| m.id == migration.id())).await
+    );
+    let kill = AdminCommand::KillMigration { migration: migration.id(), node: source.node_id() };
+    let outcome = source.apply_admin(&sign(&[&ops[0]], &kill, &source.snapshot()));
+    assert!(outcome.is_accepted(), "{outcome}");
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, migration.wait()).await.unwrap(),
+        Err(MigrationError::Cancelled)
+    );
+    assert!(source.snapshot().daemon(id).is_some_and(|d| d.node == source.node_id()));
+    assert!(
+        wait_until(|| source
+            .snapshot()
+            .recent_failures
+            .iter()
+            .any(|f| f.kind == "migration_cancelled"))
+        .await
+    );
+
+    // Kill the target mid-migration: fails cleanly, daemon stays on the source.
+    let target2 = cluster.nth(2).unwrap().node_id();
+    let migration = cluster.nth(0).unwrap().migrate(id, target2).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cluster.kill(2).unwrap();
+    let result = tokio::time::timeout(DEADLINE, migration.wait()).await.unwrap();
+    assert!(matches!(result, Err(MigrationError::Failed(_))), "{result:?}");
+    let source = cluster.nth(0).unwrap();
+    assert!(
+        wait_until(|| {
+            source.snapshot().daemon(id).is_some_and(|d| {
+                d.node == source.node_id() && d.lifecycle == mesh::Lifecycle::Running
+            })
+        })
+        .await
+    );
+    assert!(source.snapshot().recent_failures.iter().any(|f| f.kind == "migration_failed"));
+    drop(handle);
+}
