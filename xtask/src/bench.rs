@@ -18,6 +18,7 @@ type Figure = (String, String, String);
 const GROUPS: &[(&str, &str)] = &[
     ("auth", "envelope verification vs raw ed25519 (mesh-auth)"),
     ("mesh", "boot, failure detection, log throughput, fold visibility, snapshot rebuild (mesh)"),
+    ("rpc", "32-byte echo latency and throughput vs a plain UDP floor (mesh-rpc)"),
     ("blobs", "blob store put/get vs plain blake3, disk log vs plain file write (mesh-blobs)"),
 ];
 
@@ -37,8 +38,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "mesh" => {
                 figures.extend(figure_lines(&["-p", "mesh", "--bench", "cluster"])?);
                 figures.extend(figure_lines(&["-p", "mesh", "--bench", "state"])?);
+                figures.extend(figure_lines(&["-p", "mesh", "--bench", "admin"])?);
             }
             "blobs" => figures.extend(blobs()?),
+            "rpc" => figures.extend(figure_lines(&["-p", "mesh-rpc", "--bench", "rpc_echo"])?),
             _ => unreachable!("group list and match agree"),
         }
     }

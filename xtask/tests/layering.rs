@@ -34,3 +34,8 @@ fn mesh_auth_has_no_runtime_or_network_or_ui_dependency() {
 fn mesh_knows_nothing_of_higher_layers_or_terminals() {
     assert_free_of("mesh", &["mesh-rpc", "mesh-blobs", "deck-model", "ratatui", "crossterm"]);
 }
+
+#[test]
+fn mesh_rpc_knows_nothing_of_blobs_or_the_deck() {
+    assert_free_of("mesh-rpc", &["mesh-blobs", "deck-model", "ratatui", "crossterm"]);
+}

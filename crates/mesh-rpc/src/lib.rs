@@ -56,6 +56,7 @@
 
 mod error;
 mod inline;
+pub mod node_services;
 mod observer;
 mod options;
 mod rpc;

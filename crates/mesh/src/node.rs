@@ -486,12 +486,11 @@ impl MeshHandle {
         if payload.len() > limits.max_message {
             return Err(SendError::TooLarge { size: payload.len(), max: limits.max_message });
         }
-                let route = inner.routes.read().get(&to).cloned().ok_or(SendError::NoRoute(to))?;
+        let route = inner.routes.read().get(&to).cloned().ok_or(SendError::NoRoute(to))?;
         // The same rule as `peers()`, evaluated now rather than at the last tick.
         let silent_us =
             inner.now_us().saturating_sub(route.session.last_recv_us.load(Ordering::Relaxed));
-        if route.unreachable
-            || silent_us > inner.config.timing.unreachable_after.as_micros() as u64
+        if route.unreachable || silent_us > inner.config.timing.unreachable_after.as_micros() as u64
         {
             return Err(SendError::Unreachable(to));
         }
@@ -906,7 +905,7 @@ impl Inner {
 const CONTROL_KIND: MessageKind = MessageKind::named("mesh/control-fragmented/v1");
 
 async fn recv_loop(inner: Arc<Inner>) {
-        let mut stop = inner.stop.subscribe();
+    let mut stop = inner.stop.subscribe();
     let mut buf = vec![0u8; 65_536];
     let mut scratch = vec![0u8; 65_536];
     // One stop future for the task's life (not one per datagram); it also sees a

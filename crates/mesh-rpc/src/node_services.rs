@@ -1,0 +1,121 @@
+//! A node's state over RPC: admin commits, and the audit, log and failure tails.
+//!
+//! High-volume streams stay on the node that produced them; a deck on another
+//! node reads them in `since(seq)` pages through these services, and sends signed
+//! admin commands to the nodes they target. [`serve_node_services`] registers:
+//!
+//! | service          | request          | response              |
+//! |------------------|------------------|-----------------------|
+//! | `admin.commit`   | `SignedEnvelope` | `AdminOutcome`        |
+//! | `audit.since`    | [`Page`]         | `Vec<AuditEntry>`     |
+//! | `logs.since`     | [`Page`]         | `Vec<LogEntry>`       |
+//! | `failures.since` | [`Page`]         | `Vec<FailureRecord>`  |
+//!
+//! The envelope is verified by the receiving node's own verifier; the RPC
+//! caller's identity grants nothing.
+
+use mesh::{AdminOutcome, FailureRecord, LogEntry, NodeId};
+use mesh_auth::{AuditEntry, SignedEnvelope};
+use serde::{Deserialize, Serialize};
+
+use crate::{CallOptions, Rpc, RpcError, ServeHandle, ServeOptions};
+
+/// Service name of remote admin commits.
+pub const ADMIN_COMMIT: &str = "admin.commit";
+/// Service name of audit ledger pages.
+pub const AUDIT_SINCE: &str = "audit.since";
+/// Service name of log pages.
+pub const LOGS_SINCE: &str = "logs.since";
+/// Service name of failure pages.
+pub const FAILURES_SINCE: &str = "failures.since";
+/// Most entries one page returns, whatever the caller asks.
+pub const MAX_PAGE: u32 = 1024;
+
+/// A page request: entries with `seq >= from_seq`, at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// First sequence number wanted.
+    pub from_seq: u64,
+    /// Most entries wanted (capped at [`MAX_PAGE`]).
+    pub limit: u32,
+}
+
+/// Keeps the node services registered; dropping it unregisters them.
+#[derive(Debug)]
+pub struct NodeServices {
+    _handles: Vec<ServeHandle>,
+}
+
+/// Serves this node's admin commit and tails on its RPC endpoint.
+pub fn serve_node_services(rpc: &Rpc) -> Result<NodeServices, RpcError> {
+    let mesh = rpc.mesh().clone();
+    let mut handles = Vec::new();
+    let m = mesh.clone();
+    // Verification and an fsync'd ledger append can take a while: own task.
+    handles.push(rpc.serve_with(
+        ADMIN_COMMIT,
+        ServeOptions::spawned(),
+        move |env: SignedEnvelope, _ctx| {
+            let m = m.clone();
+            async move { Ok(m.apply_admin(&env)) }
+        },
+    )?);
+    let m = mesh.clone();
+    handles.push(rpc.serve(AUDIT_SINCE, move |page: Page, _ctx| {
+        let entries = m.audit_since(page.from_seq, page.limit.min(MAX_PAGE) as usize);
+        async move { Ok(entries) }
+    })?);
+    let m = mesh.clone();
+    handles.push(rpc.serve(LOGS_SINCE, move |page: Page, _ctx| {
+        let entries = m.logs_since(page.from_seq, page.limit.min(MAX_PAGE) as usize);
+        async move { Ok(entries) }
+    })?);
+    let m = mesh;
+    handles.push(rpc.serve(FAILURES_SINCE, move |page: Page, _ctx| {
+        let entries = m.failures_since(page.from_seq, page.limit.min(MAX_PAGE) as usize);
+        async move { Ok(entries) }
+    })?);
+    Ok(NodeServices { _handles: handles })
+}
+
+/// Sends a signed command to `node` and returns its outcome there. A call to
+/// this node itself is applied locally without the network.
+pub async fn commit(
+    rpc: &Rpc,
+    node: NodeId,
+    envelope: &SignedEnvelope,
+    options: CallOptions,
+) -> Result<AdminOutcome, RpcError> {
+    if node == rpc.node_id() {
+        return Ok(rpc.mesh().apply_admin(envelope));
+    }
+    rpc.call(node, ADMIN_COMMIT, envelope, options).await
+}
+
+/// A page of `node`'s audit ledger.
+pub async fn audit_since(rpc: &Rpc, node: NodeId, page: Page) -> Result<Vec<AuditEntry>, RpcError> {
+    if node == rpc.node_id() {
+        return Ok(rpc.mesh().audit_since(page.from_seq, page.limit.min(MAX_PAGE) as usize));
+    }
+    rpc.call(node, AUDIT_SINCE, &page, CallOptions::default().idempotent(true).retries(1)).await
+}
+
+/// A page of `node`'s log ring.
+pub async fn logs_since(rpc: &Rpc, node: NodeId, page: Page) -> Result<Vec<LogEntry>, RpcError> {
+    if node == rpc.node_id() {
+        return Ok(rpc.mesh().logs_since(page.from_seq, page.limit.min(MAX_PAGE) as usize));
+    }
+    rpc.call(node, LOGS_SINCE, &page, CallOptions::default().idempotent(true).retries(1)).await
+}
+
+/// A page of `node`'s failure ring.
+pub async fn failures_since(
+    rpc: &Rpc,
+    node: NodeId,
+    page: Page,
+) -> Result<Vec<FailureRecord>, RpcError> {
+    if node == rpc.node_id() {
+        return Ok(rpc.mesh().failures_since(page.from_seq, page.limit.min(MAX_PAGE) as usize));
+    }
+    rpc.call(node, FAILURES_SINCE, &page, CallOptions::default().idempotent(true).retries(1)).await
+}
