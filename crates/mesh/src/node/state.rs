@@ -1,6 +1,6 @@
 //! The state task: daemons, logs, the fold and the snapshot.
 //!
-//! One task per node runs a 20 ms tick: it polls daemons (guarded), delivers
+//! One task per node runs a 40 ms tick: it polls daemons (guarded), delivers
 //! controls and backpressure, keeps this node's summary and pushes it to peers when
 //! it changes, answers and sends fold digests, and rebuilds the snapshot when
 //! something changed (at most once per tick). A second small task drains the log
@@ -15,7 +15,7 @@ use crate::logs::{FailureRecord, LogEntry, Ring, sanitize};
 use crate::snapshot::{RingStats, SnapshotInput, ThisNode};
 
 /// The state task's tick.
-pub(super) const STATE_TICK: Duration = Duration::from_millis(20);
+pub(super) const STATE_TICK: Duration = Duration::from_millis(40);
 /// How often host resources are sampled.
 const RESOURCE_INTERVAL: Duration = Duration::from_secs(1);
 /// Log lines and failures carried in each snapshot.
@@ -36,6 +36,7 @@ pub(crate) struct FoldState {
     next_digest: Option<Instant>,
     next_saturation_push: Option<Instant>,
     next_forced_rebuild: Option<Instant>,
+    last_rebuild: Option<Instant>,
 }
 
 impl FoldState {
@@ -51,6 +52,7 @@ impl FoldState {
             next_digest: None,
             next_saturation_push: None,
             next_forced_rebuild: None,
+            last_rebuild: None,
         }
     }
 }
@@ -209,8 +211,7 @@ impl Inner {
             let mut fs = self.fold.lock();
             let due = fs.next_digest.is_none_or(|t| now >= t);
             if due {
-                fs.next_digest =
-                    Some(now + (self.config.timing.gossip_interval / 4).max(STATE_TICK));
+                fs.next_digest = Some(now + self.config.timing.gossip_interval.max(STATE_TICK));
             }
             due
         };
@@ -269,7 +270,7 @@ impl Inner {
             let mut fs = self.fold.lock();
             let forced = fs.next_forced_rebuild.is_none_or(|t| now >= t);
             if forced {
-                fs.next_forced_rebuild = Some(now + Duration::from_millis(250));
+                fs.next_forced_rebuild = Some(now + Duration::from_millis(500));
             }
             forced
         };
@@ -311,7 +312,8 @@ impl Inner {
                 },
             )
         };
-        let fs = self.fold.lock();
+        let mut fs = self.fold.lock();
+        fs.last_rebuild = Some(Instant::now());
         let seq = fs.snapshot_seq + 1;
         let this_node = ThisNode {
             node_id: self.node_id,
@@ -369,6 +371,15 @@ impl Inner {
                         fs.applied_at.insert(node, now);
                         self.dirty.store(true, Ordering::Release);
                     }
+                }
+                // News from a peer is shown at once unless a rebuild just ran
+                // (bursts still coalesce to one rebuild per 10 ms).
+                let recent = fs
+                    .last_rebuild
+                    .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(10));
+                drop(fs);
+                if !recent && self.dirty.swap(false, Ordering::AcqRel) {
+                    self.rebuild_snapshot();
                 }
             }
             FoldMessage::Digest(theirs) => {
