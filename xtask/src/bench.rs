@@ -19,6 +19,8 @@ const GROUPS: &[(&str, &str)] = &[
     ("auth", "envelope verification vs raw ed25519 (mesh-auth)"),
     ("mesh", "boot, failure detection, log throughput, fold visibility, snapshot rebuild (mesh)"),
     ("rpc", "32-byte echo latency and throughput vs a plain UDP floor (mesh-rpc)"),
+    ("deck", "deck views from a 100-node, 2,000-daemon, 100k-line, 10k-blob state (deck-model)"),
+    ("demo", "demo spawn-to-converged, idle CPU and RSS over 30 s (mesh-demo)"),
     ("blobs", "blob store put/get vs plain blake3, disk log vs plain file write (mesh-blobs)"),
 ];
 
@@ -42,6 +44,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             }
             "blobs" => figures.extend(blobs()?),
             "rpc" => figures.extend(figure_lines(&["-p", "mesh-rpc", "--bench", "rpc_echo"])?),
+            "deck" => figures.extend(figure_lines(&["-p", "deck-model", "--bench", "views"])?),
+            "demo" => figures.extend(figure_lines(&["-p", "mesh-demo", "--bench", "idle"])?),
             _ => unreachable!("group list and match agree"),
         }
     }

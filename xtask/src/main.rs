@@ -23,7 +23,7 @@ Tasks:
   ci              format check, clippy (warnings denied, all targets), whole test suite
   demo            boot the 9-node demo cluster and open the deck
   bench [GROUP]   release-build benchmarks; prints `figure: <name> = <value> <unit>` lines
-                  groups: auth
+                  groups: auth, mesh, rpc, blobs, deck, demo
   help            this text
 ";
 

@@ -39,3 +39,8 @@ fn mesh_knows_nothing_of_higher_layers_or_terminals() {
 fn mesh_rpc_knows_nothing_of_blobs_or_the_deck() {
     assert_free_of("mesh-rpc", &["mesh-blobs", "deck-model", "ratatui", "crossterm"]);
 }
+
+#[test]
+fn deck_model_knows_nothing_about_terminals() {
+    assert_free_of("deck-model", &["ratatui", "crossterm", "termion"]);
+}

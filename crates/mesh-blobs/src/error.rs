@@ -2,11 +2,17 @@
 
 use std::path::PathBuf;
 
+use mesh::NodeId;
+use mesh_rpc::RpcError;
+
 use crate::Hash;
 
-/// Everything that can go wrong storing, reading or opening blobs.
+/// Everything that can go wrong storing, reading or opening blobs, and moving them
+/// between nodes with a [`crate::MeshBlobAdapter`].
 ///
-/// A missing blob is not an error: [`crate::BlobStore::get`] returns `Ok(None)`.
+/// A missing blob is not an error for a store: [`crate::BlobStore::get`] returns
+/// `Ok(None)`. A blob that [`crate::MeshBlobAdapter::fetch`] cannot find anywhere
+/// is [`BlobError::NotFound`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BlobError {
@@ -32,12 +38,14 @@ pub enum BlobError {
         /// The configured capacity.
         capacity: u64,
     },
-    /// Stored bytes do not match their hash; the bytes are never returned.
+    /// Stored bytes, or bytes a peer sent for a fetch, do not match their hash; the
+    /// bytes are never returned or stored.
     #[error("integrity check failed for blob {hash}: {detail}")]
     Integrity {
-        /// The blob that was read.
+        /// The blob that was read or fetched.
         hash: Hash,
-        /// What did not match (actual hash, damaged chunk, missing chunk ...).
+        /// What did not match (actual hash, damaged chunk, missing chunk, which
+        /// peer sent what ...).
         detail: String,
     },
     /// A file or directory operation of the disk log failed.
@@ -86,6 +94,64 @@ pub enum BlobError {
         /// Which value and why.
         reason: String,
     },
+    /// No peer asked holds the blob (`node` = `None`: no reachable peer does).
+    #[error("blob {hash} is not held by {}", holder(node))]
+    NotFound {
+        /// The blob asked for.
+        hash: Hash,
+        /// The one node asked, if the fetch named one.
+        node: Option<NodeId>,
+    },
+    /// A call to another node's blob service failed (unreachable node, timeout,
+    /// no blob adapter there, a failed read on its side ...).
+    #[error("{service} on node {node}: {source}")]
+    Rpc {
+        /// The node called.
+        node: NodeId,
+        /// The service called (`blobs.get`, `blobs.has`, `blobs.list`), or `rpc`
+        /// when opening the node's RPC endpoint failed.
+        service: &'static str,
+        /// What the RPC layer reported.
+        #[source]
+        source: RpcError,
+    },
+    /// A peer answered with something the blob protocol does not allow (an
+    /// endless or out-of-order inventory listing).
+    #[error("node {node} broke the blob protocol: {detail}")]
+    PeerProtocol {
+        /// The peer.
+        node: NodeId,
+        /// What it did.
+        detail: String,
+    },
+    /// An adapter name is empty, too long, or holds control characters.
+    #[error("invalid blob adapter name {name:?}: {reason}")]
+    InvalidAdapterName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Another live adapter on the node already has this name.
+    #[error("node {node} already has a blob adapter named {name:?}")]
+    AdapterExists {
+        /// The name given.
+        name: String,
+        /// The node.
+        node: NodeId,
+    },
+    /// A store call handed to the runtime's blocking pool did not complete (it
+    /// panicked, or the runtime is shutting down).
+    #[error("blocking store call failed: {0}")]
+    Task(String),
+}
+
+/// Who [`BlobError::NotFound`] says was asked.
+fn holder(node: &Option<NodeId>) -> String {
+    match node {
+        Some(node) => format!("node {node}"),
+        None => "any reachable peer".to_owned(),
+    }
 }
 
 impl BlobError {

@@ -37,9 +37,12 @@
 //! assert_eq!(store.get(&hash).unwrap().unwrap(), &v1[..]);
 //! ```
 //!
-//! The mesh adapter that serves blobs to other nodes and fetches remote ones lives
-//! on top of this crate once `mesh-rpc` exists.
+//! A [`MeshBlobAdapter`] puts a store on a mesh node: it serves the store's blobs
+//! to other nodes over `mesh-rpc` (`blobs.get`, `blobs.has`, `blobs.list`, see
+//! [`wire`]) and fetches theirs by hash, verifying every fetched blob against its
+//! hash before storing it.
 
+mod adapter;
 mod config;
 mod disk;
 mod engine;
@@ -53,6 +56,10 @@ mod tree;
 #[cfg(test)]
 mod suite;
 
+pub use adapter::{
+    AdapterConfig, AdapterInventory, AdapterMetrics, Fetched, MAX_ADAPTER_NAME,
+    MAX_REMOTE_LIST_ENTRIES, MeshBlobAdapter, wire,
+};
 pub use config::{
     DEFAULT_MAX_BLOB_SIZE, DEFAULT_SEGMENT_SIZE, DiskConfig, FsyncPolicy, MAX_BLOB_SIZE_LIMIT,
     OpenVerify, StoreConfig,

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mesh_auth::{EntityKeypair, NodeId};
@@ -49,10 +50,14 @@ struct Slot {
     addr: SocketAddr,
 }
 
+/// Adjusts node `i`'s configuration (for example its own admin verifier).
+pub type Customize = Arc<dyn Fn(usize, MeshConfig) -> MeshConfig + Send + Sync>;
+
 /// A set of in-process nodes on loopback.
 pub struct Cluster {
     slots: Vec<Slot>,
     template: MeshConfig,
+    customize: Option<Customize>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -84,8 +89,29 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// [`Cluster::start_with_deadline`] where `customize` adjusts each node's
+    /// configuration (also on [`Cluster::restart`]).
+    pub async fn start_with_configs(
+        n: usize,
+        config: MeshConfig,
+        deadline: Duration,
+        customize: impl Fn(usize, MeshConfig) -> MeshConfig + Send + Sync + 'static,
+    ) -> Result<Cluster, ClusterError> {
+        let cluster = Self::boot_with(n, config, Some(Arc::new(customize))).await?;
+        cluster.wait_converged(deadline).await?;
+        Ok(cluster)
+    }
+
     /// Starts `n` nodes without waiting for them to converge.
-    pub async fn boot(n: usize, mut config: MeshConfig) -> Result<Cluster, ClusterError> {
+    pub async fn boot(n: usize, config: MeshConfig) -> Result<Cluster, ClusterError> {
+        Self::boot_with(n, config, None).await
+    }
+
+    async fn boot_with(
+        n: usize,
+        mut config: MeshConfig,
+        customize: Option<Customize>,
+    ) -> Result<Cluster, ClusterError> {
         config.seeds.clear();
         config.identity = None;
         let mut slots = Vec::with_capacity(n);
@@ -96,6 +122,9 @@ impl Cluster {
             if let Some(seed) = seed {
                 cfg = cfg.seed(seed.to_string());
             }
+            if let Some(customize) = &customize {
+                cfg = customize(index, cfg);
+            }
             let node = MeshNode::start(cfg)
                 .await
                 .map_err(|source| ClusterError::Start { index, source })?;
@@ -103,7 +132,7 @@ impl Cluster {
             seed.get_or_insert(addr);
             slots.push(Slot { node: Some(node), node_id: identity.node_id(), identity, addr });
         }
-        Ok(Cluster { slots, template: config })
+        Ok(Cluster { slots, template: config, customize })
     }
 
     /// Number of slots (running or not).
@@ -155,6 +184,9 @@ impl Cluster {
         let mut cfg = self.template.clone().identity(slot.identity.clone()).bind(slot.addr);
         if let Some(seed) = seed {
             cfg = cfg.seed(seed.to_string());
+        }
+        if let Some(customize) = &self.customize {
+            cfg = customize(i, cfg);
         }
         // The old socket is closed, but give the OS a moment if it still holds it.
         let mut attempts = 0;

@@ -1,0 +1,171 @@
+//! Making text that comes from the cluster safe to show.
+//!
+//! Daemon names, log lines, service names, failure messages and adapter names are
+//! written by other programs, possibly hostile ones. Nodes sanitize what they store,
+//! but a deck reads some of it over RPC from nodes it does not control, so every
+//! string goes through [`clean`] before it reaches a cell: control characters
+//! (which could move a terminal's cursor or change its colours) and bidirectional
+//! overrides (which could reorder what an operator reads) are escaped, and the
+//! length is capped with an ellipsis.
+
+/// Longest name shown (daemon, group, service, adapter), in characters.
+pub const MAX_NAME: usize = 96;
+/// Longest message shown in a table cell (log line, failure, reason), in characters.
+pub const MAX_MESSAGE: usize = 512;
+/// Longest search text kept in the view state, in characters.
+pub const MAX_SEARCH: usize = 256;
+/// Marks text that was cut.
+pub const ELLIPSIS: char = '…';
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with control characters and bidi overrides escaped (`\n` as `\\n`, others as
+/// `\u{..}`) and cut to at most `max_chars` characters (the last one an ellipsis
+/// when cut).
+pub fn clean(s: &str, max_chars: usize) -> String {
+    let max_chars = max_chars.max(1);
+    if s.len() <= max_chars && !s.chars().any(needs_escape) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len().min(max_chars * 4));
+    let mut count = 0usize;
+    let mut chars = s.chars().peekable();
+    let mut buf = [0u8; 4];
+    while let Some(c) = chars.next() {
+        let escaped;
+        let piece: &str = match c {
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if needs_escape(c) => {
+                escaped = format!("\\u{{{:x}}}", c as u32);
+                &escaped
+            }
+            c => c.encode_utf8(&mut buf),
+        };
+        // Leave room for the ellipsis unless this is the last piece.
+        let budget = if chars.peek().is_none() { max_chars } else { max_chars - 1 };
+        let n = piece.chars().count();
+        if count + n > budget {
+            out.push(ELLIPSIS);
+            return out;
+        }
+        out.push_str(piece);
+        count += n;
+    }
+    out
+}
+
+/// A name: [`clean`] capped at [`MAX_NAME`].
+pub fn name(s: &str) -> String {
+    clean(s, MAX_NAME)
+}
+
+/// A message: [`clean`] capped at [`MAX_MESSAGE`].
+pub fn message(s: &str) -> String {
+    clean(s, MAX_MESSAGE)
+}
+
+/// Lower-cases a search needle once, so matching does not allocate per row.
+pub(crate) fn needle(search: &str) -> String {
+    search.trim().to_lowercase()
+}
+
+/// Whether `haystack` contains `needle` (already lower-case), ignoring case.
+///
+/// ASCII needles (the common case) are matched byte-wise without allocating;
+/// others fall back to lower-casing the haystack.
+pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if !needle.is_ascii() {
+        return haystack.to_lowercase().contains(needle);
+    }
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    if n.len() > h.len() {
+        return false;
+    }
+    let first = n[0];
+    let first_upper = first.to_ascii_uppercase();
+    let last_start = h.len() - n.len();
+    let mut i = 0;
+    while i <= last_start {
+        let b = h[i];
+        if (b == first || b == first_upper)
+            && h[i + 1..i + n.len()].iter().zip(&n[1..]).all(|(a, b)| a.to_ascii_lowercase() == *b)
+        {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether the short form of an id (`NodeId::short`: its first 6 of 16 hex
+/// digits) contains `needle` (lower case), without allocating.
+pub(crate) fn short_id_contains(id: u64, needle: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    if needle.is_empty() {
+        return true;
+    }
+    if needle.len() > 6 {
+        return false;
+    }
+    let mut short = [0u8; 6];
+    for (i, d) in short.iter_mut().enumerate() {
+        *d = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    short.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_kept() {
+        assert_eq!(clean("inference_worker#replica", 96), "inference_worker#replica");
+        assert_eq!(clean("héllo", 5), "héllo");
+    }
+
+    #[test]
+    fn control_characters_and_bidi_are_escaped() {
+        assert_eq!(clean("a\nb\x1b[2J", 96), "a\\nb\\u{1b}[2J");
+        assert_eq!(clean("x\u{202e}y", 96), "x\\u{202e}y");
+        assert!(!clean("\u{7}\u{9b}", 96).chars().any(char::is_control));
+    }
+
+    #[test]
+    fn long_text_is_cut_with_an_ellipsis() {
+        let cut = clean(&"é".repeat(1000), 10);
+        assert_eq!(cut.chars().count(), 10);
+        assert!(cut.ends_with(ELLIPSIS));
+        assert_eq!(clean("abcdef", 6), "abcdef");
+        assert_eq!(clean("abcdefg", 6), "abcde…");
+        // An escape is never split.
+        let cut = clean("abcd\n", 5);
+        assert_eq!(cut, "abcd…");
+        assert_eq!(clean("", 0), "");
+    }
+
+    #[test]
+    fn short_ids_match_like_their_text() {
+        let id = mesh::NodeId(0xabc1_2300_0000_0001);
+        for needle in ["abc", "c123", "abc123", "", "1", "0001", "x", "abc1234"] {
+            assert_eq!(short_id_contains(id.0, needle), id.short().contains(needle), "{needle}");
+        }
+    }
+
+    #[test]
+    fn case_insensitive_contains() {
+        assert!(contains_ci("Prefill Tokens/s", "tokens"));
+        assert!(contains_ci("abc", ""));
+        assert!(!contains_ci("ab", "abc"));
+        assert!(contains_ci("ÉCOLE", "école"));
+        assert!(!contains_ci("decode", "prefill"));
+    }
+}
