@@ -104,7 +104,10 @@ pub(crate) fn start(demo: &mut Demo, config: &DemoConfig) -> Result<(), DemoErro
                     latest.lock()[i] = Some(hash);
                 }
                 if round % 4 == 3 {
-                    let wanted = latest.lock()[(i + 1) % latest.lock().len()];
+                    let wanted = {
+                        let latest = latest.lock();
+                        latest[(i + 1) % latest.len()]
+                    };
                     if let Some(hash) = wanted {
                         let _ = adapter.fetch(hash, Some(neighbour)).await;
                     }

@@ -45,7 +45,9 @@ async fn the_demo_comes_up_with_every_workload_piece() {
             && snap.recent_logs.len() >= 2
             && tail.iter().any(|(_, r)| r.side == CallSide::Client)
             && tail.iter().any(|(_, r)| r.side == CallSide::Server)
-            && saw_migration;
+                        && saw_migration
+            // A cross-node blob fetch happened (the writers' fourth round).
+            && demo.blob_adapters().iter().map(|a| a.metrics().fetches).sum::<u64>() > 0;
         if ok {
             break;
         }

@@ -142,6 +142,8 @@ struct State {
     next_probe: Option<Instant>,
     next_gossip: Option<Instant>,
     probe_seq: u64,
+    /// Counts probe rounds; each peer is pinged every other round (see tick).
+    probe_round: u64,
 }
 
 struct Peer {

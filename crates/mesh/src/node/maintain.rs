@@ -81,7 +81,9 @@ impl Inner {
             let probe_due = state.next_probe.is_none_or(|t| now >= t);
             if probe_due {
                 state.next_probe = Some(now + timing.probe_interval);
+                state.probe_round += 1;
             }
+            let round = state.probe_round;
             let gossip_due = state.next_gossip.is_none_or(|t| now >= t);
             if gossip_due {
                 state.next_gossip = Some(now + timing.gossip_interval);
@@ -129,7 +131,12 @@ impl Inner {
                 }
                 peer.down_since = None;
                 if let Some(s) = peer.sessions.last() {
-                    if probe_due {
+                    // Each side pings every other round, the two sides in
+                    // opposite rounds: a peer still hears from us every probe
+                    // interval (our ping or our pong to its ping), with half the
+                    // datagrams, and both sides keep measuring RTT.
+                    let my_turn = (round + u64::from(self.node_id < *id)) % 2 == 0;
+                    if probe_due && my_turn {
                         to_ping.push(s.clone());
                     }
                     members.push(MemberEntry { node_id: *id, addr: peer.addr });

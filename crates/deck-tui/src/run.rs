@@ -1,0 +1,304 @@
+//! Sessions and the event loop: boots what the command line asks for (the demo,
+//! or one embedded node), then either prints the state once (headless) or runs
+//! the terminal UI until the operator quits.
+
+use std::io;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use crossterm::event::{self, Event};
+use deck_model::{
+    Admin, DeckClient, DeckData, DeckSource, Msg, REFRESH_INTERVAL, View, headless, summarize,
+    update, views,
+};
+use mesh::{ClusterKey, MeshConfig, MeshNode};
+use mesh_auth::{EntityKeypair, OperatorIdentity};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
+
+use crate::app::{App, Effect, Settings};
+use crate::cli::Cli;
+use crate::keys::{self, AdminVerb};
+use crate::render;
+use crate::term::{self, Tui};
+
+/// How long `--once` waits for the cluster to come up.
+pub const ONCE_DEADLINE: Duration = Duration::from_secs(30);
+/// At most ~30 frames per second.
+const FRAME: Duration = Duration::from_millis(33);
+/// Snapshot changes prompt a refresh at most this often.
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(250);
+
+/// What the deck is attached to.
+enum Session {
+    Demo(Box<mesh_demo::Demo>),
+    Embedded { deck: Option<DeckClient>, node: MeshNode },
+}
+
+impl Session {
+    async fn start(demo: bool, deadline: Instant) -> anyhow::Result<Session> {
+        if demo {
+            let spawned = timeout_at(deadline, mesh_demo::spawn(mesh_demo::DemoConfig::default()))
+                .await
+                .map_err(|_| anyhow!("the demo cluster did not come up within 30 s"))?
+                .context("starting the demo cluster")?;
+            return Ok(Session::Demo(Box::new(spawned)));
+        }
+        let key = ClusterKey::generate().context("generating a cluster key")?;
+        let node = MeshNode::start(MeshConfig::new(key)).await.context("starting the node")?;
+        let operator = OperatorIdentity::from_keypair(EntityKeypair::generate());
+        let deck = DeckClient::from_node(&node, operator).context("attaching the deck")?;
+        Ok(Session::Embedded { deck: Some(deck), node })
+    }
+
+    fn deck(&self) -> &DeckClient {
+        match self {
+            Session::Demo(demo) => demo.deck(),
+            Session::Embedded { deck, .. } => {
+                deck.as_ref().unwrap_or_else(|| unreachable!("taken only by shutdown"))
+            }
+        }
+    }
+
+    /// Nodes the deck should see before the state is worth printing.
+    fn expected_nodes(&self) -> usize {
+        match self {
+            Session::Demo(demo) => demo.nodes().count(),
+            Session::Embedded { .. } => 1,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Session::Demo(mut demo) => demo.shutdown().await,
+            Session::Embedded { mut deck, node } => {
+                drop(deck.take());
+                node.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Runs the deck; returns the JSON document to print for `--once --json`.
+pub fn main(cli: Cli) -> anyhow::Result<Option<serde_json::Value>> {
+    if cli.once && !cli.json {
+        bail!("--once needs --json (the only headless format so far)");
+    }
+    // No tracing subscriber is in the workspace yet: `--log-file` is accepted and
+    // the file created, so scripts can pass it already; nothing is written to it.
+    if let Some(path) = &cli.log_file {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening log file {}", path.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let settings = Settings {
+        color: cli.color(std::env::var_os("NO_COLOR").as_deref()),
+        hint: (!cli.demo)
+            .then(|| "one embedded node; `deck --demo` boots the 9-node demo".to_owned()),
+    };
+    runtime.block_on(async move {
+        let deadline = Instant::now() + ONCE_DEADLINE;
+        let session = Session::start(cli.demo, deadline).await?;
+        let result = if cli.once {
+            once(session.deck(), session.expected_nodes(), deadline).await.map(Some)
+        } else {
+            ui(session.deck(), settings).await.map(|()| None)
+        };
+        session.shutdown().await;
+        result
+    })
+}
+
+fn ready(data: &DeckData, nodes: usize) -> bool {
+    let all_peers = data.snapshot.peers.len() + 1 >= nodes;
+    all_peers && (nodes <= 1 || (!data.logs.is_empty() && !data.calls.is_empty()))
+}
+
+/// Waits until the deck sees every node and some logs and calls, then returns the
+/// state as JSON.
+async fn once(
+    deck: &dyn DeckSource,
+    nodes: usize,
+    deadline: Instant,
+) -> anyhow::Result<serde_json::Value> {
+    loop {
+        let _ = timeout_at(deadline, deck.refresh()).await;
+        if ready(&deck.data(), nodes) {
+            return Ok(headless::snapshot_json(deck));
+        }
+        if Instant::now() >= deadline {
+            let data = deck.data();
+            bail!(
+                "the cluster did not come up within {} s: {} of {nodes} nodes seen, {} log lines, {} calls",
+                ONCE_DEADLINE.as_secs(),
+                data.snapshot.peers.len() + 1,
+                data.logs.len(),
+                data.calls.len()
+            );
+        }
+        sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Builds what one frame shows: sizes the view state to the terminal, builds the
+/// view, records what it shows, and computes the status bar.
+pub fn prepare(
+    data: &DeckData,
+    app: &mut App,
+    width: u16,
+    height: u16,
+) -> (View, Vec<deck_model::Cell>) {
+    let mut view = views::build(data, &app.state);
+    let rows = render::body_rows(width, height, view.aside.is_some());
+    if rows != app.state.height() {
+        update(&mut app.state, Msg::Resize { rows });
+        view = views::build(data, &app.state);
+    }
+    app.state.observe(&view);
+    let status = summarize(data).cells(&app.state);
+    (view, status)
+}
+
+fn draw(terminal: &mut Tui, app: &mut App, source: &dyn DeckSource) -> io::Result<()> {
+    let size = terminal.size()?;
+    let (view, status) = prepare(&source.data(), app, size.width, size.height);
+    terminal.draw(|f| render::draw(f, app, &view, &status))?;
+    Ok(())
+}
+
+/// Reads terminal events on a thread of its own (crossterm's reader blocks).
+fn read_input(tx: mpsc::Sender<Event>) {
+    while let Ok(ev) = event::read() {
+        if tx.blocking_send(ev).is_err() {
+            break;
+        }
+    }
+}
+
+async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
+    let mut guard = term::Guard::enter().context("taking the terminal")?;
+    let mut app = App::new(settings);
+    let (tx, mut rx) = mpsc::channel(64);
+    std::thread::Builder::new()
+        .name("deck-input".into())
+        .spawn(move || read_input(tx))
+        .context("starting the input reader")?;
+    let mut changes = source.changes();
+    let mut snapshots = source.snapshot_changes();
+    let (mut changes_open, mut snapshots_open) = (true, true);
+    let mut refresh = interval(REFRESH_INTERVAL);
+    refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut tick = interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_refresh = Instant::now();
+    #[cfg(unix)]
+    let (mut sigterm, mut sighup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)
+    };
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    loop {
+        if app.quit {
+            break;
+        }
+        let next_frame = last_draw.map_or_else(Instant::now, |t| t + FRAME);
+        if dirty && Instant::now() >= next_frame {
+            draw(&mut guard.terminal, &mut app, source)?;
+            dirty = false;
+            last_draw = Some(Instant::now());
+        }
+        #[cfg(unix)]
+        let stop = async {
+            tokio::select! {
+                _ = sigterm.recv() => {}
+                _ = sighup.recv() => {}
+            }
+        };
+        #[cfg(not(unix))]
+        let stop = std::future::pending::<()>();
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                let action = match ev {
+                    Event::Key(key) => keys::map_key(app.mode, app.state.tab(), key),
+                    Event::Mouse(mouse) => {
+                        let (tab, width) = (app.state.tab(), guard.terminal.size()?.width);
+                        keys::map_mouse(app.mode, mouse, |x| render::tab_at(tab, width, x))
+                    }
+                    _ => None,
+                };
+                if let Some(action) = action
+                    && let Some(effect) = app.apply(action)
+                {
+                    if effect == Effect::Commit {
+                        app.toast(deck_model::Cell::new("signing and sending ..."));
+                        draw(&mut guard.terminal, &mut app, source)?;
+                    }
+                    run_effect(&mut app, source, effect).await;
+                }
+                dirty = true;
+            }
+            _ = refresh.tick() => {
+                source.refresh().await;
+                last_refresh = Instant::now();
+            }
+            r = snapshots.changed(), if snapshots_open => {
+                if r.is_err() {
+                    snapshots_open = false;
+                } else if last_refresh.elapsed() >= MIN_REFRESH_GAP {
+                    source.refresh().await;
+                    last_refresh = Instant::now();
+                }
+            }
+            r = changes.changed(), if changes_open => {
+                changes_open = r.is_ok();
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                app.tick();
+                dirty = true;
+            }
+            _ = sleep_until(next_frame), if dirty => {}
+            _ = stop => break,
+        }
+    }
+    drop(guard);
+    Ok(())
+}
+
+async fn run_effect(app: &mut App, source: &dyn DeckSource, effect: Effect) {
+    let admin = Admin::new(source);
+    match effect {
+        Effect::Prepare(verb, node) => {
+            let pending = match verb {
+                AdminVerb::Cordon => admin.cordon(node),
+                AdminVerb::Uncordon => admin.uncordon(node),
+            };
+            app.ask(pending);
+        }
+        Effect::Commit => {
+            let Some(pending) = app.pending.clone() else { return };
+            let result = admin.confirm(&pending).await.map_err(|e| e.to_string());
+            app.committed(result);
+        }
+        Effect::Export => {
+            let tab = app.state.tab().title().to_ascii_lowercase().replace('.', "");
+            let path = format!("deck-{tab}-{}.csv", mesh_auth::unix_now_ms());
+            let result = deck_model::export_view(&source.data(), &app.state, path.as_ref());
+            app.toast(match result {
+                Ok(n) => deck_model::Cell::new(format!("exported {n} rows to {path}"))
+                    .styled(deck_model::Style::Ok),
+                Err(e) => deck_model::Cell::new(format!("export failed: {e}"))
+                    .styled(deck_model::Style::Err),
+            });
+        }
+    }
+}
