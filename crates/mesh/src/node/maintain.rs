@@ -135,7 +135,11 @@ impl Inner {
                     // opposite rounds: a peer still hears from us every probe
                     // interval (our ping or our pong to its ping), with half the
                     // datagrams, and both sides keep measuring RTT.
-                    let my_turn = (round + u64::from(self.node_id < *id)) % 2 == 0;
+                    // New peers are pinged every round for their first seconds,
+                    // so a joining cluster measures RTT and settles quickly.
+                    let settling =
+                        now.saturating_duration_since(peer.first_seen) < Duration::from_secs(3);
+                    let my_turn = settling || (round + u64::from(self.node_id < *id)) % 2 == 0;
                     if probe_due && my_turn {
                         to_ping.push(s.clone());
                     }
