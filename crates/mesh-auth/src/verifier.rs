@@ -325,7 +325,11 @@ impl AdminVerifier {
             return reject(RejectReason::Replayed, &unknown_signers);
         }
         let cooldown_ms = duration_ms(self.config.ice_cooldown);
+        // A zero cooldown means none: the check is skipped outright, because
+        // `now_ms` is read before the lock and two callers sharing one verifier
+        // can present clocks a few milliseconds apart.
         if body.class == CommandClass::Ice
+            && cooldown_ms > 0
             && let Some(&last) = state.ice_last.get(&body.target)
         {
             let ready_at = last.saturating_add(cooldown_ms);
@@ -337,7 +341,7 @@ impl AdminVerifier {
             }
         }
         self.remember(&mut state, body.nonce, body.issued_at_ms, now_ms);
-        if body.class == CommandClass::Ice {
+        if body.class == CommandClass::Ice && cooldown_ms > 0 {
             // Drop targets whose cooldown is over so the map stays small.
             state.ice_last.retain(|_, last| now_ms.saturating_sub(*last) < cooldown_ms);
             state.ice_last.insert(body.target.clone(), now_ms);
@@ -489,6 +493,27 @@ mod tests {
         assert_eq!(err.reason, RejectReason::CooldownActive { remaining_ms: 29_000 });
         assert!(v.verify(&ice("node:0x02"), NOW + 1_000).is_ok());
         assert!(v.verify(&ice("cluster"), NOW + 30_000).is_ok());
+    }
+
+    #[test]
+    fn zero_cooldown_ignores_clocks_read_out_of_order() {
+        let (ops, _) = setup(1, 1);
+        let mut reg = OperatorRegistry::new();
+        reg.register_public(ops[0].public());
+        let v = AdminVerifier::with_config(
+            Arc::new(reg),
+            VerifierConfig { ice_cooldown: Duration::ZERO, ..VerifierConfig::default() },
+        );
+        let ice = || {
+            ops[0].sign_command(
+                EnvelopeDraft::new(CommandClass::Ice, "cluster", b"freeze".to_vec())
+                    .issued_at(NOW)
+                    .blast_radius([7; 32]),
+            )
+        };
+        // A caller whose clock was read a little earlier than the last one's.
+        assert!(v.verify(&ice(), NOW + 5).is_ok());
+        assert!(v.verify(&ice(), NOW + 2).is_ok());
     }
 
     #[test]
