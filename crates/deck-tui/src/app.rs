@@ -3,22 +3,37 @@
 //! toast). [`App::apply`] is the update function; it never touches the cluster
 //! and returns an [`Effect`] when the loop has to.
 
+use std::time::Duration;
+
 use deck_model::{
     Cell, CommitReport, Detail, Msg, PendingAction, RowId, Style, Tab, ViewState, update,
 };
+use mesh::{MigrationId, NodeId, OriginHash};
 
-use mesh::NodeId;
-
-use crate::keys::{Action, AdminVerb, Mode};
+use crate::keys::{Action, AdminVerb, Mode, PromptSpec, TargetKind};
 
 /// How many one-second ticks a toast stays up.
 pub const TOAST_TICKS: u64 = 6;
 
+/// What an admin command is aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One node.
+    Node(NodeId),
+    /// Every node.
+    Cluster,
+    /// One daemon.
+    Daemon(OriginHash),
+    /// One migration.
+    Migration(MigrationId),
+}
+
 /// Something the loop must do with the cluster or the file system.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    /// Simulate an admin command and open its confirm dialog.
-    Prepare(AdminVerb, NodeId),
+    /// Simulate an admin command (with the duration asked for, if any) and open
+    /// its confirm dialog.
+    Prepare(AdminVerb, Target, Option<Duration>),
     /// Sign and send the reviewed action in the dialog.
     Commit,
     /// Write the current page to a file.
@@ -32,6 +47,71 @@ pub struct Toast {
     pub cell: Cell,
     /// The tick it was shown at.
     pub since: u64,
+}
+
+/// A duration being typed for an admin command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    /// The command it is for.
+    pub verb: AdminVerb,
+    /// Its target.
+    pub target: Target,
+    /// What is asked.
+    pub spec: PromptSpec,
+    /// What has been typed.
+    pub input: String,
+    /// Why the last answer was refused.
+    pub error: Option<String>,
+}
+
+/// Longest window or TTL the deck accepts (a week).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a duration as operators write it: `90`, `90s`, `500ms`, `5m`, `2h`,
+/// `1d`, or a sum such as `1h30m`. A bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty".into());
+    }
+    let mut total: u128 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("expected a number at {rest:?} (like 30s, 5m, 1h30m)"));
+        }
+        let n: u128 = rest[..digits].parse().map_err(|_| format!("{text:?} is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_ms: u128 = match rest[..unit_len].trim() {
+            "" | "s" | "sec" | "secs" => 1_000,
+            "ms" => 1,
+            "m" | "min" | "mins" => 60_000,
+            "h" | "hr" | "hrs" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            other => return Err(format!("unknown unit {other:?} (use ms, s, m, h or d)")),
+        };
+        rest = &rest[unit_len..];
+        total = n.saturating_mul(unit_ms).saturating_add(total);
+    }
+    let max = MAX_DURATION.as_millis();
+    if total == 0 {
+        return Err("must be longer than zero".into());
+    }
+    if total > max {
+        return Err(format!("at most {} days", MAX_DURATION.as_secs() / 86_400));
+    }
+    Ok(Duration::from_millis(u64::try_from(total).unwrap_or(u64::MAX)))
+}
+
+/// How the last command went, for the result dialog.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Sent; each node answered (or did not).
+    Report(CommitReport),
+    /// Not sent at all, and why.
+    NotSent(String),
 }
 
 /// Settings fixed for a session.
@@ -54,8 +134,12 @@ pub struct App {
     pub query: String,
     /// First line of the help overlay.
     pub help_scroll: usize,
-    /// The action awaiting confirmation.
+    /// The duration being typed for an admin command.
+    pub prompt: Option<Prompt>,
+    /// The action awaiting confirmation (or being sent).
     pub pending: Option<PendingAction>,
+    /// How the last command went (shown until dismissed).
+    pub outcome: Option<Outcome>,
     /// The current toast.
     pub toast: Option<Toast>,
     /// One-second ticks so far.
@@ -74,7 +158,9 @@ impl App {
             mode: Mode::Normal,
             query: String::new(),
             help_scroll: 0,
+            prompt: None,
             pending: None,
+            outcome: None,
             toast: None,
             ticks: 0,
             settings,
@@ -108,6 +194,84 @@ impl App {
         }
     }
 
+    /// The daemon an admin key acts on: the open daemon page, else the DAEMONS
+    /// selection.
+    pub fn target_daemon(&self) -> Option<OriginHash> {
+        match self.state.detail() {
+            Some(Detail::Daemon(d)) => Some(d),
+            Some(Detail::Node(_)) => None,
+            None if self.state.tab() == Tab::Daemons => match self.state.current().selected() {
+                Some(RowId::Daemon(d)) => Some(d),
+                _ => None,
+            },
+            None => None,
+        }
+    }
+
+    /// The migration selected on MIGRATIONS.
+    pub fn target_migration(&self) -> Option<MigrationId> {
+        if self.state.detail().is_some() || self.state.tab() != Tab::Migrations {
+            return None;
+        }
+        match self.state.current().selected() {
+            Some(RowId::Migration(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn admin(&mut self, verb: AdminVerb) -> Option<Effect> {
+        let target = match verb.target() {
+            TargetKind::Node => self.target_node().map(Target::Node),
+            TargetKind::Cluster => Some(Target::Cluster),
+            TargetKind::Daemon => self.target_daemon().map(Target::Daemon),
+            TargetKind::Migration => self.target_migration().map(Target::Migration),
+        };
+        let Some(target) = target else {
+            let what = match verb.target() {
+                TargetKind::Node | TargetKind::Cluster => "a node",
+                TargetKind::Daemon => "a daemon",
+                TargetKind::Migration => "a migration",
+            };
+            self.toast(Cell::new(format!("select {what} first")).styled(Style::Warn));
+            return None;
+        };
+        match verb.prompt() {
+            Some(spec) => {
+                self.prompt = Some(Prompt {
+                    verb,
+                    target,
+                    spec,
+                    input: spec.default.to_owned(),
+                    error: None,
+                });
+                self.mode = Mode::Prompt;
+                None
+            }
+            None => Some(Effect::Prepare(verb, target, None)),
+        }
+    }
+
+    fn prompt_done(&mut self) -> Option<Effect> {
+        let prompt = self.prompt.as_mut()?;
+        let answer = if prompt.input.trim().is_empty() && prompt.spec.optional {
+            Ok(None)
+        } else {
+            parse_duration(&prompt.input).map(Some)
+        };
+        match answer {
+            Ok(duration) => {
+                let effect = Effect::Prepare(prompt.verb, prompt.target, duration);
+                self.prompt = None;
+                self.mode = Mode::Normal;
+                Some(effect)
+            }
+            Err(e) => {
+                prompt.error = Some(e);
+                None
+            }
+        }
+    }
+
     /// Applies an action (the update function).
     pub fn apply(&mut self, action: Action) -> Option<Effect> {
         match action {
@@ -128,20 +292,36 @@ impl App {
                 self.query = self.state.current().search().to_owned();
             }
             Action::Export => return Some(Effect::Export),
-            Action::Admin(verb) => match self.target_node() {
-                Some(node) => return Some(Effect::Prepare(verb, node)),
-                None => self.toast(Cell::new("select a node first").styled(Style::Warn)),
-            },
-            Action::SearchChar(c) => {
+            Action::Admin(verb) => return self.admin(verb),
+            Action::InputChar(c) if self.mode == Mode::Prompt => {
+                if let Some(p) = &mut self.prompt
+                    && p.input.chars().count() < 32
+                {
+                    p.input.push(c);
+                    p.error = None;
+                }
+            }
+            Action::InputBackspace if self.mode == Mode::Prompt => {
+                if let Some(p) = &mut self.prompt {
+                    p.input.pop();
+                    p.error = None;
+                }
+            }
+            Action::InputDone if self.mode == Mode::Prompt => return self.prompt_done(),
+            Action::InputCancel if self.mode == Mode::Prompt => {
+                self.prompt = None;
+                self.mode = Mode::Normal;
+            }
+            Action::InputChar(c) => {
                 self.query.push(c);
                 update(&mut self.state, Msg::Search(self.query.clone()));
             }
-            Action::SearchBackspace => {
+            Action::InputBackspace => {
                 self.query.pop();
                 update(&mut self.state, Msg::Search(self.query.clone()));
             }
-            Action::SearchDone => self.mode = Mode::Normal,
-            Action::SearchCancel => {
+            Action::InputDone => self.mode = Mode::Normal,
+            Action::InputCancel => {
                 self.query.clear();
                 update(&mut self.state, Msg::ClearSearch);
                 self.mode = Mode::Normal;
@@ -156,10 +336,12 @@ impl App {
             }
             Action::Dismiss => {
                 self.pending = None;
+                self.outcome = None;
                 self.mode = Mode::Normal;
             }
             Action::Confirm => {
                 if self.pending.is_some() {
+                    self.mode = Mode::Sending;
                     return Some(Effect::Commit);
                 }
                 self.mode = Mode::Normal;
@@ -174,13 +356,21 @@ impl App {
         self.mode = Mode::Confirm;
     }
 
-    /// Closes the dialog and shows how the commit went.
+    /// Shows how the commit went: a toast with the summary, and the per-node
+    /// outcomes in the dialog until the operator dismisses it.
     pub fn committed(&mut self, result: Result<CommitReport, String>) {
         self.pending = None;
-        self.mode = Mode::Normal;
-        match result {
+        match &result {
             Ok(report) => self.toast(report.summary_cell()),
             Err(e) => self.toast(Cell::new(format!("not sent: {e}")).styled(Style::Err)),
+        }
+        self.outcome = Some(match result {
+            Ok(report) => Outcome::Report(report),
+            Err(e) => Outcome::NotSent(e),
+        });
+        // Quitting while it was sent wins over showing the result.
+        if !self.quit {
+            self.mode = Mode::Result;
         }
     }
 }
@@ -195,11 +385,11 @@ mod tests {
         let mut app = App::new(Settings::default());
         app.apply(Action::StartSearch);
         assert_eq!(app.mode, Mode::Search);
-        app.apply(Action::SearchChar('a'));
-        app.apply(Action::SearchChar('b'));
-        app.apply(Action::SearchBackspace);
+        app.apply(Action::InputChar('a'));
+        app.apply(Action::InputChar('b'));
+        app.apply(Action::InputBackspace);
         assert_eq!(app.state.current().search(), "a");
-        app.apply(Action::SearchDone);
+        app.apply(Action::InputDone);
         assert_eq!((app.mode, app.state.current().search()), (Mode::Normal, "a"));
         app.apply(Action::Msg(Msg::Close));
         assert_eq!(app.state.current().search(), "");
@@ -221,8 +411,76 @@ mod tests {
         let node = app.target_node().expect("a node is selected");
         assert_eq!(
             app.apply(Action::Admin(AdminVerb::Cordon)),
-            Some(Effect::Prepare(AdminVerb::Cordon, node))
+            Some(Effect::Prepare(AdminVerb::Cordon, Target::Node(node), None))
         );
+        // Cluster-wide ICE needs no selection.
+        assert_eq!(
+            app.apply(Action::Admin(AdminVerb::Thaw)),
+            Some(Effect::Prepare(AdminVerb::Thaw, Target::Cluster, None))
+        );
+    }
+
+    #[test]
+    fn drain_asks_for_a_window_and_refuses_nonsense() {
+        let data = testkit::data(testkit::snapshot(3, Vec::new()), &Default::default());
+        let mut app = App::new(Settings::default());
+        app.apply(Action::Msg(Msg::Tab(Tab::Nodes)));
+        let view = views::build(&data, &app.state);
+        app.state.observe(&view);
+        let node = app.target_node().unwrap();
+        assert_eq!(app.apply(Action::Admin(AdminVerb::Drain)), None);
+        assert_eq!(app.mode, Mode::Prompt);
+        assert_eq!(app.prompt.as_ref().unwrap().input, "30s");
+        for _ in 0..3 {
+            app.apply(Action::InputBackspace);
+        }
+        for c in "2x".chars() {
+            app.apply(Action::InputChar(c));
+        }
+        assert_eq!(app.apply(Action::InputDone), None);
+        assert!(app.prompt.as_ref().unwrap().error.as_ref().unwrap().contains("unit"));
+        app.apply(Action::InputBackspace);
+        app.apply(Action::InputChar('m'));
+        assert_eq!(
+            app.apply(Action::InputDone),
+            Some(Effect::Prepare(
+                AdminVerb::Drain,
+                Target::Node(node),
+                Some(Duration::from_secs(120))
+            ))
+        );
+        assert_eq!(app.mode, Mode::Normal);
+        // An optional window may be left empty; Esc leaves the prompt.
+        app.apply(Action::Admin(AdminVerb::MaintenanceOn));
+        assert_eq!(
+            app.apply(Action::InputDone),
+            Some(Effect::Prepare(AdminVerb::MaintenanceOn, Target::Node(node), None))
+        );
+        app.apply(Action::Admin(AdminVerb::Freeze));
+        app.apply(Action::InputCancel);
+        assert_eq!((app.mode, app.prompt.is_none()), (Mode::Normal, true));
+    }
+
+    #[test]
+    fn durations_parse_like_operators_write_them() {
+        let ok = |t: &str| parse_duration(t).unwrap();
+        assert_eq!(ok("90"), Duration::from_secs(90));
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok(" 5m "), Duration::from_secs(300));
+        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
+        assert_eq!(ok("2d"), Duration::from_secs(2 * 86_400));
+        for bad in ["", "m", "0s", "5y", "-3s", "99999999999999999999999999999999999999999", "8d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn daemon_and_migration_verbs_need_their_rows() {
+        let mut app = App::new(Settings::default());
+        assert_eq!(app.apply(Action::Admin(AdminVerb::ForceRestart)), None);
+        assert!(app.toast.as_ref().unwrap().cell.text.contains("daemon"));
+        assert_eq!(app.apply(Action::Admin(AdminVerb::KillMigration)), None);
+        assert!(app.toast.as_ref().unwrap().cell.text.contains("migration"));
     }
 
     #[test]

@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// The operator deck for the mesh.
 #[derive(Clone, Debug, Default, Parser)]
 #[command(name = "deck", version, about)]
 pub struct Cli {
+    /// A subcommand instead of the UI.
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
     /// Boot the 9-node demo cluster in-process and attach to node 0.
     #[arg(long)]
     pub demo: bool,
@@ -17,12 +20,29 @@ pub struct Cli {
     /// With --once: print the state as JSON (the only format so far).
     #[arg(long)]
     pub json: bool,
+    /// Sign admin commands with this operator key (create one with
+    /// `deck keygen PATH`). Without it the deck makes a throwaway identity,
+    /// which clusters other than the demo will not trust.
+    #[arg(long, value_name = "PATH")]
+    pub operator_key: Option<PathBuf>,
     /// No colours (also when the NO_COLOR environment variable is set).
     #[arg(long)]
     pub no_color: bool,
-    /// Write diagnostics here (the terminal belongs to the UI).
+    /// Write diagnostics here (the terminal belongs to the UI). The level comes
+    /// from DECK_LOG (default `info`).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Clone, Debug, Subcommand)]
+pub enum CliCommand {
+    /// Create an operator key file (mode 0600; never overwrites) and print its
+    /// public key, for the cluster's operators file.
+    Keygen {
+        /// Where to write the key.
+        path: PathBuf,
+    },
 }
 
 impl Cli {
@@ -46,5 +66,16 @@ mod tests {
         let cli = Cli::try_parse_from(["deck", "--no-color", "--log-file", "x.log"]).unwrap();
         assert!(!cli.color(None));
         assert_eq!(cli.log_file.as_deref(), Some(std::path::Path::new("x.log")));
+    }
+
+    #[test]
+    fn keygen_and_operator_key_parse() {
+        let cli = Cli::try_parse_from(["deck", "keygen", "op.key"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(CliCommand::Keygen { ref path }) if path.ends_with("op.key"))
+        );
+        let cli = Cli::try_parse_from(["deck", "--operator-key", "op.key"]).unwrap();
+        assert_eq!(cli.operator_key.as_deref(), Some(std::path::Path::new("op.key")));
+        assert!(Cli::try_parse_from(["deck", "keygen"]).is_err());
     }
 }

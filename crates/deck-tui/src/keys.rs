@@ -22,14 +22,14 @@ pub enum Action {
     Export,
     /// Prepare an admin command on the selected node.
     Admin(AdminVerb),
-    /// A character typed into the search.
-    SearchChar(char),
-    /// Delete the last character of the search.
-    SearchBackspace,
-    /// Keep the search and stop typing.
-    SearchDone,
-    /// Drop the search and stop typing.
-    SearchCancel,
+    /// A character typed (into the search or a prompt).
+    InputChar(char),
+    /// Delete the last character typed.
+    InputBackspace,
+    /// Keep what was typed and stop typing (Enter).
+    InputDone,
+    /// Drop what was typed and stop typing (Esc).
+    InputCancel,
     /// Scroll the help overlay.
     HelpScroll(isize),
     /// Close the overlay or dialog.
@@ -38,13 +38,93 @@ pub enum Action {
     Confirm,
 }
 
-/// Admin commands the deck offers so far.
+/// The admin commands the deck offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdminVerb {
     /// Stop placing daemons on the node.
     Cordon,
-    /// Undo a cordon.
+    /// Undo a cordon (and end a drain).
     Uncordon,
+    /// Drain the node within a window (asks for it).
+    Drain,
+    /// Put the node under maintenance (asks for an optional window).
+    MaintenanceOn,
+    /// End the node's maintenance.
+    MaintenanceOff,
+    /// Restart every daemon on the node.
+    RestartDaemons,
+    /// Forget the node's avoid list.
+    ClearAvoid,
+    /// ICE: freeze the cluster for a TTL (asks for it).
+    Freeze,
+    /// ICE: lift a freeze.
+    Thaw,
+    /// ICE: forget every node's avoid list.
+    FlushAvoid,
+    /// ICE: restart one daemon now.
+    ForceRestart,
+    /// ICE: abort a migration.
+    KillMigration,
+}
+
+/// What an admin verb acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The selected node (or the open node page).
+    Node,
+    /// The whole cluster.
+    Cluster,
+    /// The selected daemon (or the open daemon page).
+    Daemon,
+    /// The selected migration.
+    Migration,
+}
+
+/// A duration the operator is asked for before the dialog opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PromptSpec {
+    /// What is asked.
+    pub label: &'static str,
+    /// Pre-filled answer.
+    pub default: &'static str,
+    /// Whether an empty answer (no duration) is allowed.
+    pub optional: bool,
+}
+
+impl AdminVerb {
+    /// What the verb acts on.
+    pub fn target(self) -> TargetKind {
+        match self {
+            AdminVerb::Cordon
+            | AdminVerb::Uncordon
+            | AdminVerb::Drain
+            | AdminVerb::MaintenanceOn
+            | AdminVerb::MaintenanceOff
+            | AdminVerb::RestartDaemons
+            | AdminVerb::ClearAvoid => TargetKind::Node,
+            AdminVerb::Freeze | AdminVerb::Thaw | AdminVerb::FlushAvoid => TargetKind::Cluster,
+            AdminVerb::ForceRestart => TargetKind::Daemon,
+            AdminVerb::KillMigration => TargetKind::Migration,
+        }
+    }
+
+    /// The duration to ask for first, if any.
+    pub fn prompt(self) -> Option<PromptSpec> {
+        match self {
+            AdminVerb::Drain => {
+                Some(PromptSpec { label: "drain window", default: "30s", optional: false })
+            }
+            AdminVerb::MaintenanceOn => Some(PromptSpec {
+                label: "maintenance window (empty: until ended)",
+                default: "",
+                optional: true,
+            }),
+            AdminVerb::Freeze => {
+                Some(PromptSpec { label: "freeze for", default: "5m", optional: false })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The deck's input modes.
@@ -56,8 +136,14 @@ pub enum Mode {
     Search,
     /// Reading the help overlay.
     Help,
+    /// Typing a duration for an admin command.
+    Prompt,
     /// A confirm dialog is open.
     Confirm,
+    /// A confirmed command is being signed and sent.
+    Sending,
+    /// The per-node outcome of a command is shown.
+    Result,
 }
 
 /// Where a binding applies (for the footer and the help overlay).
@@ -237,6 +323,22 @@ pub const KEYMAP: &[Binding] = &[
     on(Tab::Logs, ch('v'), "v", Command::Level, "minimum log level"),
     on(Tab::Nodes, ch('c'), "c", Command::Admin(AdminVerb::Cordon), "cordon node"),
     on(Tab::Nodes, ch('u'), "u", Command::Admin(AdminVerb::Uncordon), "uncordon node"),
+    on(Tab::Nodes, ch('d'), "d", Command::Admin(AdminVerb::Drain), "drain node (window)"),
+    on(Tab::Nodes, ch('m'), "m", Command::Admin(AdminVerb::MaintenanceOn), "maintenance on"),
+    on(Tab::Nodes, ch('M'), "M", Command::Admin(AdminVerb::MaintenanceOff), "maintenance off"),
+    on(Tab::Nodes, ch('r'), "r", Command::Admin(AdminVerb::RestartDaemons), "restart daemons"),
+    on(Tab::Nodes, ch('x'), "x", Command::Admin(AdminVerb::ClearAvoid), "clear avoid list"),
+    on(Tab::Nodes, ch('Z'), "Z", Command::Admin(AdminVerb::Freeze), "ICE freeze cluster (TTL)"),
+    on(Tab::Nodes, ch('T'), "T", Command::Admin(AdminVerb::Thaw), "ICE thaw cluster"),
+    on(Tab::Nodes, ch('X'), "X", Command::Admin(AdminVerb::FlushAvoid), "ICE flush avoid lists"),
+    on(Tab::Daemons, ch('R'), "R", Command::Admin(AdminVerb::ForceRestart), "ICE force-restart"),
+    on(
+        Tab::Migrations,
+        ch('K'),
+        "K",
+        Command::Admin(AdminVerb::KillMigration),
+        "ICE kill migration",
+    ),
 ];
 
 fn matches(b: &Binding, ev: &KeyEvent) -> bool {
@@ -264,12 +366,12 @@ pub fn map_key(mode: Mode, tab: Tab, ev: KeyEvent) -> Option<Action> {
     let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
     match mode {
         Mode::Normal => binding(tab, &ev).map(|b| b.command.action()),
-        Mode::Search => match ev.code {
-            KeyCode::Enter => Some(Action::SearchDone),
-            KeyCode::Esc => Some(Action::SearchCancel),
-            KeyCode::Backspace => Some(Action::SearchBackspace),
-            KeyCode::Char('c') if ctrl => Some(Action::SearchCancel),
-            KeyCode::Char(c) if !ctrl => Some(Action::SearchChar(c)),
+        Mode::Search | Mode::Prompt => match ev.code {
+            KeyCode::Enter => Some(Action::InputDone),
+            KeyCode::Esc => Some(Action::InputCancel),
+            KeyCode::Backspace => Some(Action::InputBackspace),
+            KeyCode::Char('c') if ctrl => Some(Action::InputCancel),
+            KeyCode::Char(c) if !ctrl => Some(Action::InputChar(c)),
             _ => None,
         },
         Mode::Help => match ev.code {
@@ -289,6 +391,17 @@ pub fn map_key(mode: Mode, tab: Tab, ev: KeyEvent) -> Option<Action> {
             KeyCode::Char('n') | KeyCode::Esc => Some(Action::Dismiss),
             KeyCode::Char('q') => Some(Action::Quit),
             KeyCode::Char('c') if ctrl => Some(Action::Quit),
+            _ => None,
+        },
+        Mode::Sending => match ev.code {
+            KeyCode::Char('q') => Some(Action::Quit),
+            KeyCode::Char('c') if ctrl => Some(Action::Quit),
+            _ => None,
+        },
+        Mode::Result => match ev.code {
+            KeyCode::Char('q') => Some(Action::Quit),
+            KeyCode::Char('c') if ctrl => Some(Action::Quit),
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('y' | 'n' | ' ') => Some(Action::Dismiss),
             _ => None,
         },
     }
@@ -317,14 +430,14 @@ pub fn map_mouse(
     }
 }
 
-/// The bindings to show in the footer for `tab`: its own keys, then the common ones.
+/// The bindings to show in the footer for `tab`: help first (so it is never cut
+/// off), then the tab's own keys, then the common ones.
 pub fn footer(tab: Tab) -> Vec<&'static Binding> {
+    let global = |l: &&str| KEYMAP.iter().find(|b| b.label == *l && b.scope == Scope::Global);
+    let help = ["?"].iter().filter_map(global);
     let own = KEYMAP.iter().filter(|b| b.scope == Scope::Tab(tab));
-    let common = ["?", "/", "s", "p", "Enter", "Esc", "q"];
-    let common = common
-        .iter()
-        .filter_map(|l| KEYMAP.iter().find(|b| b.label == *l && b.scope == Scope::Global));
-    own.chain(common).collect()
+    let common = ["/", "s", "p", "Enter", "Esc", "q"].iter().filter_map(global);
+    help.chain(own).chain(common).collect()
 }
 
 #[cfg(test)]
@@ -374,25 +487,56 @@ mod tests {
         );
         assert_eq!(map_key(Mode::Normal, Tab::Logs, press(ch('c'))), None);
         let ctrl_c = KeyEvent::new(ch('c'), KeyModifiers::CONTROL);
-        for mode in [Mode::Normal, Mode::Help, Mode::Confirm] {
+        for mode in [Mode::Normal, Mode::Help, Mode::Confirm, Mode::Sending, Mode::Result] {
             assert_eq!(map_key(mode, Tab::Nodes, ctrl_c), Some(Action::Quit), "{mode:?}");
             assert_eq!(map_key(mode, Tab::Nodes, press(ch('q'))), Some(Action::Quit), "{mode:?}");
         }
     }
 
     #[test]
-    fn search_mode_types_and_esc_leaves_first() {
-        assert_eq!(map_key(Mode::Search, Tab::Logs, press(ch('q'))), Some(Action::SearchChar('q')));
-        assert_eq!(
-            map_key(Mode::Search, Tab::Logs, press(KeyCode::Esc)),
-            Some(Action::SearchCancel)
-        );
-        assert_eq!(
-            map_key(Mode::Search, Tab::Logs, press(KeyCode::Enter)),
-            Some(Action::SearchDone)
-        );
-        let release = KeyEvent { kind: KeyEventKind::Release, ..press(ch('x')) };
-        assert_eq!(map_key(Mode::Search, Tab::Logs, release), None);
+    fn text_input_modes_type_and_esc_leaves_first() {
+        for mode in [Mode::Search, Mode::Prompt] {
+            assert_eq!(map_key(mode, Tab::Logs, press(ch('q'))), Some(Action::InputChar('q')));
+            assert_eq!(map_key(mode, Tab::Logs, press(KeyCode::Esc)), Some(Action::InputCancel));
+            assert_eq!(map_key(mode, Tab::Logs, press(KeyCode::Enter)), Some(Action::InputDone));
+            let ctrl_c = KeyEvent::new(ch('c'), KeyModifiers::CONTROL);
+            assert_eq!(map_key(mode, Tab::Logs, ctrl_c), Some(Action::InputCancel));
+            let release = KeyEvent { kind: KeyEventKind::Release, ..press(ch('x')) };
+            assert_eq!(map_key(mode, Tab::Logs, release), None);
+        }
+    }
+
+    #[test]
+    fn every_admin_verb_has_a_key_on_the_tab_of_its_target() {
+        use AdminVerb::*;
+        for verb in [
+            Cordon,
+            Uncordon,
+            Drain,
+            MaintenanceOn,
+            MaintenanceOff,
+            RestartDaemons,
+            ClearAvoid,
+            Freeze,
+            Thaw,
+            FlushAvoid,
+            ForceRestart,
+            KillMigration,
+        ] {
+            let b = KEYMAP
+                .iter()
+                .find(|b| b.command == Command::Admin(verb))
+                .unwrap_or_else(|| panic!("{verb:?} has no key"));
+            let tab = match verb.target() {
+                TargetKind::Node | TargetKind::Cluster => Tab::Nodes,
+                TargetKind::Daemon => Tab::Daemons,
+                TargetKind::Migration => Tab::Migrations,
+            };
+            assert_eq!(b.scope, Scope::Tab(tab), "{verb:?}");
+            // ICE verbs say so in their help line.
+            let ice = matches!(verb, Freeze | Thaw | FlushAvoid | ForceRestart | KillMigration);
+            assert_eq!(b.help.starts_with("ICE"), ice, "{verb:?}");
+        }
     }
 
     #[test]
@@ -428,9 +572,9 @@ mod tests {
     }
 
     #[test]
-    fn footer_lists_tab_keys_first() {
+    fn footer_lists_help_then_tab_keys() {
         let f = footer(Tab::Nodes);
-        assert_eq!(f[0].label, "c");
+        assert_eq!((f[0].label, f[1].label), ("?", "c"));
         assert!(f.iter().any(|b| b.label == "q"));
         assert!(footer(Tab::NetMap).iter().all(|b| b.scope == Scope::Global));
     }

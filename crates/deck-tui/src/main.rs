@@ -7,23 +7,26 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = deck_tui::cli::Cli::parse();
     match deck_tui::run::main(cli) {
-        Ok(Some(json)) => {
-            use std::io::Write;
-            // A closed pipe (`deck --once --json | head`) is not an error.
-            let mut out = std::io::stdout().lock();
-            match writeln!(out, "{json:#}").and_then(|()| out.flush()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("deck: writing the JSON: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-                _ => std::process::ExitCode::SUCCESS,
-            }
-        }
-        Ok(None) => std::process::ExitCode::SUCCESS,
+        Ok(deck_tui::run::Output::Json(json)) => print(&format!("{json:#}")),
+        Ok(deck_tui::run::Output::Text(text)) => print(&text),
+        Ok(deck_tui::run::Output::Nothing) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             deck_tui::term::restore();
             eprintln!("deck: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+fn print(text: &str) -> std::process::ExitCode {
+    use std::io::Write;
+    // A closed pipe (`deck --once --json | head`) is not an error.
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("deck: writing the output: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        _ => std::process::ExitCode::SUCCESS,
     }
 }

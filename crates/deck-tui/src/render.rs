@@ -10,7 +10,7 @@ use ratatui::widgets::{
     Block, Borders, Cell as TuiCell, Clear, Paragraph, Row, Table, TableState, Wrap,
 };
 
-use crate::app::App;
+use crate::app::{App, Outcome};
 use crate::keys::{self, Command, KEYMAP, Mode, Scope};
 
 /// Below this width or height the deck shows only a "too small" message.
@@ -101,7 +101,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, view: &View, status: &[Cell]) {
     }
     let color = app.settings.color;
     let a = areas(area, view.aside.is_some());
-    frame.render_widget(status_bar(status, color), a.status);
+    frame.render_widget(status_bar(&fit_status(status, area.width), color), a.status);
     frame.render_widget(tab_bar(view.tab, view.detail.is_some(), a.tabs.width, color), a.tabs);
     frame.render_widget(title_line(app, view, color), a.title);
     draw_table(frame, &view.table, a.main, color, true);
@@ -116,9 +116,35 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, view: &View, status: &[Cell]) {
     frame.render_widget(footer(app, view.tab, color), a.footer);
     match app.mode {
         Mode::Help => draw_help(frame, app.help_scroll, color),
-        Mode::Confirm => draw_confirm(frame, app, color),
+        Mode::Confirm | Mode::Sending => draw_confirm(frame, app, color),
+        Mode::Prompt => draw_prompt(frame, app, color),
+        Mode::Result => draw_result(frame, app, color),
         Mode::Normal | Mode::Search => {}
     }
+}
+
+/// The status bar's cells for `width` columns: when they do not fit, the quiet
+/// ones go first (the version, then dim cells such as "not frozen", left to
+/// right), so health counts, the freeze banner and warnings stay visible.
+pub fn fit_status(cells: &[Cell], width: u16) -> Vec<Cell> {
+    let version = Cell::new(concat!("v", env!("CARGO_PKG_VERSION"))).styled(Style::Dim);
+    let mut out: Vec<Cell> = cells.iter().cloned().chain(std::iter::once(version)).collect();
+    // " DECK " plus " │ " before each cell.
+    let len = |cells: &[Cell]| 6 + cells.iter().map(|c| c.text.chars().count() + 3).sum::<usize>();
+    while len(&out) > usize::from(width) {
+        let victim = if out.last().is_some_and(|c| c.text.starts_with('v')) {
+            Some(out.len() - 1)
+        } else {
+            out.iter().position(|c| c.style == Style::Dim)
+        };
+        match victim {
+            Some(i) => {
+                out.remove(i);
+            }
+            None => break,
+        }
+    }
+    out
 }
 
 fn status_bar(cells: &[Cell], color: bool) -> Paragraph<'static> {
@@ -135,8 +161,6 @@ fn status_bar(cells: &[Cell], color: bool) -> Paragraph<'static> {
         spans.push(sep.clone());
         spans.push(span(c, color));
     }
-    spans.push(sep);
-    spans.push(Span::styled(concat!("v", env!("CARGO_PKG_VERSION")), style(Style::Dim, color)));
     Paragraph::new(Line::from(spans))
 }
 
@@ -360,6 +384,9 @@ fn footer(app: &App, tab: Tab, color: bool) -> Paragraph<'static> {
         Mode::Search => vec![("Enter", "keep search"), ("Esc", "drop search")],
         Mode::Help => vec![("j/k", "scroll"), ("Esc", "close"), ("q", "quit")],
         Mode::Confirm => vec![("y", "confirm"), ("n/Esc", "cancel")],
+        Mode::Prompt => vec![("Enter", "next"), ("Esc", "cancel")],
+        Mode::Sending => vec![("q", "quit")],
+        Mode::Result => vec![("Enter/Esc", "close"), ("q", "quit")],
         Mode::Normal => keys::footer(tab).iter().map(|b| (b.label, b.help)).collect(),
     };
     for (k, h) in pairs {
@@ -430,12 +457,20 @@ fn draw_confirm(frame: &mut Frame<'_>, app: &App, color: bool) {
     let mut lines: Vec<Line<'static>> =
         pending.describe().iter().map(|c| Line::from(span(c, color))).collect();
     lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::styled("y/Enter", style(Style::Accent, color).add_modifier(Modifier::BOLD)),
-        Span::raw(" sign and send   "),
-        Span::styled("n/Esc", style(Style::Accent, color).add_modifier(Modifier::BOLD)),
-        Span::raw(" cancel"),
-    ]));
+    if app.mode == Mode::Sending {
+        let n = pending.targets.len();
+        lines.push(Line::styled(
+            format!("signing and sending to {n} node{} ...", if n == 1 { "" } else { "s" }),
+            style(Style::Warn, color),
+        ));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled("y/Enter", style(Style::Accent, color).add_modifier(Modifier::BOLD)),
+            Span::raw(" sign and send   "),
+            Span::styled("n/Esc", style(Style::Accent, color).add_modifier(Modifier::BOLD)),
+            Span::raw(" cancel"),
+        ]));
+    }
     let border = if pending.is_ice() { Style::Err } else { Style::Warn };
     let rect = centered(frame.area(), 72, u16::try_from(lines.len() + 2).unwrap_or(u16::MAX));
     let block = Block::default()
@@ -444,4 +479,112 @@ fn draw_confirm(frame: &mut Frame<'_>, app: &App, color: bool) {
         .title(if pending.is_ice() { " confirm ICE action " } else { " confirm " });
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), rect);
+}
+
+fn draw_prompt(frame: &mut Frame<'_>, app: &App, color: bool) {
+    let Some(prompt) = &app.prompt else { return };
+    let key = style(Style::Accent, color).add_modifier(Modifier::BOLD);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::raw(format!("{}: ", prompt.spec.label)),
+            Span::styled(format!("{}█", prompt.input), style(Style::Warn, color)),
+        ]),
+        Line::styled("like 30s, 5m, 1h30m (a bare number is seconds)", style(Style::Dim, color)),
+    ];
+    if let Some(e) = &prompt.error {
+        lines.push(Line::styled(format!("not a duration: {e}"), style(Style::Err, color)));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled("Enter", key),
+        Span::raw(" review   "),
+        Span::styled("Esc", key),
+        Span::raw(" cancel"),
+    ]));
+    let rect = centered(frame.area(), 60, u16::try_from(lines.len() + 2).unwrap_or(u16::MAX));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(style(Style::Warn, color))
+        .title(format!(" {:?} ", prompt.verb).to_lowercase());
+    frame.render_widget(Clear, rect);
+    frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), rect);
+}
+
+/// The result dialog's lines: the summary, then one line per node.
+pub fn result_lines(outcome: &Outcome) -> Vec<Cell> {
+    let report = match outcome {
+        Outcome::NotSent(e) => return vec![Cell::new(format!("not sent: {e}")).styled(Style::Err)],
+        Outcome::Report(r) => r,
+    };
+    let mut lines = vec![
+        Cell::new(format!(
+            "{} {}: accepted by {}/{}",
+            report.verb,
+            report.target,
+            report.accepted(),
+            report.outcomes.len()
+        ))
+        .styled(if report.all_accepted() { Style::Ok } else { Style::Err }),
+    ];
+    for o in &report.outcomes {
+        let node = o.node.short();
+        lines.push(match &o.result {
+            deck_model::NodeResult::Accepted { audit_seq, effect } => {
+                Cell::new(format!("{node}  accepted  audit #{}  {effect}", audit_seq))
+                    .styled(Style::Ok)
+            }
+            deck_model::NodeResult::Rejected { code, reason, .. } => {
+                // Reasons usually start with their code already.
+                let why = if reason.starts_with(code.as_str()) {
+                    reason.clone()
+                } else {
+                    format!("{code}: {reason}")
+                };
+                Cell::new(format!("{node}  rejected  {why}")).styled(Style::Err)
+            }
+            deck_model::NodeResult::NotDelivered { error } => {
+                Cell::new(format!("{node}  not reached  {error}")).styled(Style::Err)
+            }
+        });
+    }
+    lines
+}
+
+fn draw_result(frame: &mut Frame<'_>, app: &App, color: bool) {
+    let Some(outcome) = &app.outcome else { return };
+    let cells = result_lines(outcome);
+    let ok = cells.first().is_some_and(|c| c.style == Style::Ok);
+    // Keep room for the border and the key line.
+    let room = usize::from(frame.area().height.saturating_sub(4)).max(1);
+    let width = frame.area().width.min(96);
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let mut lines: Vec<Line<'static>> = cells
+        .iter()
+        .take(room)
+        .map(|c| {
+            // Long reasons are cut with an ellipsis rather than at the border.
+            let mut text: String = c.text.chars().take(inner).collect();
+            if c.text.chars().count() > inner {
+                text.pop();
+                text.push('…');
+            }
+            Line::styled(text, style(c.style, color))
+        })
+        .collect();
+    if cells.len() > room {
+        let more = cells.len() - room + 1;
+        lines.pop();
+        lines.push(Line::styled(format!("... and {more} more"), style(Style::Dim, color)));
+    }
+    lines.push(Line::from(vec![
+        Span::styled("Enter/Esc", style(Style::Accent, color).add_modifier(Modifier::BOLD)),
+        Span::raw(" close (the outcome is in AUDIT)"),
+    ]));
+    let rect = centered(frame.area(), 96, u16::try_from(lines.len() + 2).unwrap_or(u16::MAX));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(style(if ok { Style::Ok } else { Style::Err }, color))
+        .title(" result ");
+    frame.render_widget(Clear, rect);
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
 }

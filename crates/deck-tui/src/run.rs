@@ -2,22 +2,25 @@
 //! or one embedded node), then either prints the state once (headless) or runs
 //! the terminal UI until the operator quits.
 
+use std::future::Future;
 use std::io;
+use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use crossterm::event::{self, Event};
 use deck_model::{
-    Admin, DeckClient, DeckData, DeckSource, Msg, REFRESH_INTERVAL, View, headless, summarize,
-    update, views,
+    Admin, CommitReport, DeckClient, DeckData, DeckError, DeckSource, Msg, PendingAction,
+    REFRESH_INTERVAL, View, headless, summarize, update, views,
 };
 use mesh::{ClusterKey, MeshConfig, MeshNode};
 use mesh_auth::{EntityKeypair, OperatorIdentity};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
 
-use crate::app::{App, Effect, Settings};
-use crate::cli::Cli;
+use crate::app::{App, Effect, Settings, Target};
+use crate::cli::{Cli, CliCommand};
 use crate::keys::{self, AdminVerb};
 use crate::render;
 use crate::term::{self, Tui};
@@ -36,9 +39,14 @@ enum Session {
 }
 
 impl Session {
-    async fn start(demo: bool, deadline: Instant) -> anyhow::Result<Session> {
+    async fn start(
+        demo: bool,
+        operator: OperatorIdentity,
+        deadline: Instant,
+    ) -> anyhow::Result<Session> {
         if demo {
-            let spawned = timeout_at(deadline, mesh_demo::spawn(mesh_demo::DemoConfig::default()))
+            let config = mesh_demo::DemoConfig { operator: Some(operator), ..Default::default() };
+            let spawned = timeout_at(deadline, mesh_demo::spawn(config))
                 .await
                 .map_err(|_| anyhow!("the demo cluster did not come up within 30 s"))?
                 .context("starting the demo cluster")?;
@@ -46,7 +54,6 @@ impl Session {
         }
         let key = ClusterKey::generate().context("generating a cluster key")?;
         let node = MeshNode::start(MeshConfig::new(key)).await.context("starting the node")?;
-        let operator = OperatorIdentity::from_keypair(EntityKeypair::generate());
         let deck = DeckClient::from_node(&node, operator).context("attaching the deck")?;
         Ok(Session::Embedded { deck: Some(deck), node })
     }
@@ -79,20 +86,79 @@ impl Session {
     }
 }
 
-/// Runs the deck; returns the JSON document to print for `--once --json`.
-pub fn main(cli: Cli) -> anyhow::Result<Option<serde_json::Value>> {
+/// What the binary prints when the deck is done.
+#[derive(Debug)]
+pub enum Output {
+    /// Nothing (the UI ran).
+    Nothing,
+    /// A JSON document (`--once --json`).
+    Json(serde_json::Value),
+    /// Plain text (`deck keygen`).
+    Text(String),
+}
+
+/// Creates an operator key file and describes it.
+pub fn keygen(path: &Path) -> anyhow::Result<String> {
+    let key = EntityKeypair::try_generate().context("generating a key")?;
+    key.save(path).with_context(|| format!("writing the operator key {}", path.display()))?;
+    let operator = OperatorIdentity::from_keypair(key);
+    Ok(format!(
+        "wrote operator key {}\noperator id {}\npublic key  {}\n(add the public key to the cluster's operators file)",
+        path.display(),
+        operator.operator_id(),
+        operator.public().to_hex(),
+    ))
+}
+
+/// Loads the operator key (`--operator-key`), or makes a throwaway identity.
+pub fn operator_identity(path: Option<&Path>) -> anyhow::Result<OperatorIdentity> {
+    match path {
+        Some(path) => {
+            let key = EntityKeypair::load(path).with_context(|| {
+                format!(
+                    "loading the operator key {} (create one with `deck keygen PATH`)",
+                    path.display()
+                )
+            })?;
+            Ok(OperatorIdentity::from_keypair(key))
+        }
+        None => Ok(OperatorIdentity::from_keypair(
+            EntityKeypair::try_generate().context("generating an operator identity")?,
+        )),
+    }
+}
+
+/// Sends tracing output to `path` (appending); the terminal is the UI's.
+fn init_logging(path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening log file {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init()
+        .map_err(|e| anyhow!("setting up logging: {e}"))?;
+    Ok(())
+}
+
+/// Runs the deck and returns what to print when it is done.
+pub fn main(cli: Cli) -> anyhow::Result<Output> {
+    if let Some(CliCommand::Keygen { path }) = &cli.command {
+        return keygen(path).map(Output::Text);
+    }
     if cli.once && !cli.json {
         bail!("--once needs --json (the only headless format so far)");
     }
-    // No tracing subscriber is in the workspace yet: `--log-file` is accepted and
-    // the file created, so scripts can pass it already; nothing is written to it.
     if let Some(path) = &cli.log_file {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening log file {}", path.display()))?;
+        init_logging(path)?;
     }
+    let operator = operator_identity(cli.operator_key.as_deref())?;
+    tracing::info!(operator = %operator.operator_id(), demo = cli.demo, "deck starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,13 +171,14 @@ pub fn main(cli: Cli) -> anyhow::Result<Option<serde_json::Value>> {
     };
     runtime.block_on(async move {
         let deadline = Instant::now() + ONCE_DEADLINE;
-        let session = Session::start(cli.demo, deadline).await?;
+        let session = Session::start(cli.demo, operator, deadline).await?;
         let result = if cli.once {
-            once(session.deck(), session.expected_nodes(), deadline).await.map(Some)
+            once(session.deck(), session.expected_nodes(), deadline).await.map(Output::Json)
         } else {
-            ui(session.deck(), settings).await.map(|()| None)
+            ui(session.deck(), settings).await.map(|()| Output::Nothing)
         };
         session.shutdown().await;
+        tracing::info!("deck stopped");
         result
     })
 }
@@ -182,6 +249,18 @@ fn read_input(tx: mpsc::Sender<Event>) {
     }
 }
 
+type Pending<'a, T> = Option<Pin<Box<dyn Future<Output = T> + Send + 'a>>>;
+
+/// Awaits the future in `slot`, or never when there is none.
+async fn in_flight<T>(slot: &mut Pending<'_, T>) -> T {
+    match slot {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The event loop. Refreshes and commits run beside input handling (never
+/// awaited inline), so keys keep working while a node is slow to answer.
 async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
     let mut guard = term::Guard::enter().context("taking the terminal")?;
     let mut app = App::new(settings);
@@ -205,6 +284,8 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
     };
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
+    let mut refreshing: Pending<'_, deck_model::RefreshReport> = None;
+    let mut sending: Pending<'_, Result<CommitReport, DeckError>> = None;
     loop {
         if app.quit {
             break;
@@ -238,24 +319,35 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
                 if let Some(action) = action
                     && let Some(effect) = app.apply(action)
                 {
-                    if effect == Effect::Commit {
-                        app.toast(deck_model::Cell::new("signing and sending ..."));
-                        draw(&mut guard.terminal, &mut app, source)?;
+                    if let Some(commit) = run_effect(&mut app, source, effect) {
+                        sending = Some(commit);
                     }
-                    run_effect(&mut app, source, effect).await;
                 }
                 dirty = true;
             }
-            _ = refresh.tick() => {
-                source.refresh().await;
+            result = in_flight(&mut sending) => {
+                sending = None;
+                app.committed(result.map_err(|e| e.to_string()));
+                // Show the outcome in AUDIT soon.
+                if refreshing.is_none() {
+                    refreshing = Some(source.refresh());
+                }
+                dirty = true;
+            }
+            _ = in_flight(&mut refreshing) => {
+                refreshing = None;
                 last_refresh = Instant::now();
+            }
+            _ = refresh.tick() => {
+                if refreshing.is_none() {
+                    refreshing = Some(source.refresh());
+                }
             }
             r = snapshots.changed(), if snapshots_open => {
                 if r.is_err() {
                     snapshots_open = false;
-                } else if last_refresh.elapsed() >= MIN_REFRESH_GAP {
-                    source.refresh().await;
-                    last_refresh = Instant::now();
+                } else if refreshing.is_none() && last_refresh.elapsed() >= MIN_REFRESH_GAP {
+                    refreshing = Some(source.refresh());
                 }
             }
             r = changes.changed(), if changes_open => {
@@ -274,20 +366,60 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_effect(app: &mut App, source: &dyn DeckSource, effect: Effect) {
+/// Prepares the pending action for `verb` on `target`.
+pub fn prepare_admin(
+    admin: Admin<'_>,
+    verb: AdminVerb,
+    target: Target,
+    duration: Option<Duration>,
+) -> Result<PendingAction, String> {
+    let needs = |what: &str| format!("{verb:?} needs {what}");
+    let node = match target {
+        Target::Node(n) => Some(n),
+        _ => None,
+    };
+    let node = || node.ok_or_else(|| needs("a node"));
+    let duration = || duration.ok_or_else(|| needs("a duration"));
+    Ok(match verb {
+        AdminVerb::Cordon => admin.cordon(node()?),
+        AdminVerb::Uncordon => admin.uncordon(node()?),
+        AdminVerb::Drain => admin.drain(node()?, duration()?),
+        AdminVerb::MaintenanceOn => admin.maintenance_on(node()?, duration().ok()),
+        AdminVerb::MaintenanceOff => admin.maintenance_off(node()?),
+        AdminVerb::RestartDaemons => admin.restart_daemons(node()?),
+        AdminVerb::ClearAvoid => admin.clear_avoid_list(node()?),
+        AdminVerb::Freeze => admin.freeze(duration()?),
+        AdminVerb::Thaw => admin.thaw(),
+        AdminVerb::FlushAvoid => admin.flush_avoid_lists(),
+        AdminVerb::ForceRestart => match target {
+            Target::Daemon(d) => admin.force_restart_daemon(d).map_err(|e| e.to_string())?,
+            _ => return Err(needs("a daemon")),
+        },
+        AdminVerb::KillMigration => match target {
+            Target::Migration(m) => admin.kill_migration(m).map_err(|e| e.to_string())?,
+            _ => return Err(needs("a migration")),
+        },
+    })
+}
+
+/// Runs an effect; a commit comes back as a future for the loop to drive.
+fn run_effect<'a>(
+    app: &mut App,
+    source: &'a dyn DeckSource,
+    effect: Effect,
+) -> Pending<'a, Result<CommitReport, DeckError>> {
     let admin = Admin::new(source);
     match effect {
-        Effect::Prepare(verb, node) => {
-            let pending = match verb {
-                AdminVerb::Cordon => admin.cordon(node),
-                AdminVerb::Uncordon => admin.uncordon(node),
-            };
-            app.ask(pending);
+        Effect::Prepare(verb, target, duration) => {
+            match prepare_admin(admin, verb, target, duration) {
+                Ok(pending) => app.ask(pending),
+                Err(e) => app.toast(deck_model::Cell::new(e).styled(deck_model::Style::Err)),
+            }
         }
         Effect::Commit => {
-            let Some(pending) = app.pending.clone() else { return };
-            let result = admin.confirm(&pending).await.map_err(|e| e.to_string());
-            app.committed(result);
+            let pending = app.pending.clone()?;
+            tracing::info!(command = ?pending.command, targets = pending.targets.len(), "sending");
+            return Some(Box::pin(async move { admin.confirm(&pending).await }));
         }
         Effect::Export => {
             let tab = app.state.tab().title().to_ascii_lowercase().replace('.', "");
@@ -301,4 +433,5 @@ async fn run_effect(app: &mut App, source: &dyn DeckSource, effect: Effect) {
             });
         }
     }
+    None
 }

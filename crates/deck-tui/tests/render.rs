@@ -2,7 +2,7 @@
 //! compared with insta snapshots; tiny sizes must not panic.
 
 use deck_model::{DeckData, Msg, PendingAction, Tab, testkit, update};
-use deck_tui::app::{App, Settings};
+use deck_tui::app::{App, Settings, Target};
 use deck_tui::keys::{Action, Mode};
 use deck_tui::render;
 use deck_tui::run::prepare;
@@ -35,7 +35,7 @@ const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 #[test]
 fn tabs() {
     let data = data();
-    for tab in [Tab::NetMap, Tab::Nodes, Tab::Daemons, Tab::Nrpc, Tab::Logs, Tab::Blobs] {
+    for tab in Tab::ALL {
         for (w, h) in SIZES {
             let mut app = on(tab);
             let term = screen(&data, &mut app, w, h);
@@ -55,7 +55,7 @@ fn sorted_and_searched_daemons() {
     app.apply(Action::Msg(Msg::SortReverse));
     app.apply(Action::StartSearch);
     for c in "infer".chars() {
-        app.apply(Action::SearchChar(c));
+        app.apply(Action::InputChar(c));
     }
     app.apply(Action::Msg(Msg::Down));
     let term = screen(&data, &mut app, 80, 24);
@@ -73,6 +73,83 @@ fn node_detail() {
         let term = screen(&data, &mut app, w, h);
         insta::assert_snapshot!(format!("node_detail_{w}x{h}"), term.backend());
     }
+}
+
+#[test]
+fn daemon_detail() {
+    let data = data();
+    for (w, h) in SIZES {
+        let mut app = on(Tab::Daemons);
+        screen(&data, &mut app, w, h);
+        app.apply(Action::Msg(Msg::Down));
+        app.apply(Action::Msg(Msg::Open));
+        assert!(app.target_daemon().is_some());
+        let term = screen(&data, &mut app, w, h);
+        insta::assert_snapshot!(format!("daemon_detail_{w}x{h}"), term.backend());
+    }
+}
+
+/// A report as the nodes of `data` would answer a freeze: all but one accept.
+fn report(data: &DeckData) -> deck_model::CommitReport {
+    use deck_model::{NodeOutcome, NodeResult};
+    let nodes = std::iter::once(data.snapshot.this_node.node_id)
+        .chain(data.snapshot.peers.iter().map(|p| p.info.node_id));
+    let outcomes = nodes
+        .enumerate()
+        .map(|(i, node)| NodeOutcome {
+            node,
+            result: if i == 2 {
+                NodeResult::Rejected {
+                    code: "cooldown_active".into(),
+                    reason: "cooldown_active: target cools down for 2000 ms more".into(),
+                    audit_seq: Some(7),
+                }
+            } else {
+                NodeResult::Accepted { audit_seq: 7, effect: "frozen for 300 s".into() }
+            },
+        })
+        .collect();
+    deck_model::CommitReport {
+        verb: "freeze",
+        target: "cluster".into(),
+        payload_digest: [0; 32],
+        signers: Vec::new(),
+        sent_at_ms: 0,
+        outcomes,
+    }
+}
+
+#[test]
+fn prompt_sending_and_result_dialogs() {
+    use deck_tui::keys::AdminVerb;
+    let data = data();
+    let mut app = on(Tab::Nodes);
+    screen(&data, &mut app, 80, 24);
+    assert_eq!(app.apply(Action::Admin(AdminVerb::Freeze)), None);
+    app.apply(Action::InputChar('x'));
+    app.apply(Action::InputDone);
+    let term = screen(&data, &mut app, 80, 24);
+    insta::assert_snapshot!("prompt_freeze_error_80x24", term.backend());
+
+    app.apply(Action::InputCancel);
+    app.ask(PendingAction::prepare(mesh::AdminCommand::Freeze { ttl_ms: 300_000 }, &data.snapshot));
+    assert_eq!(app.apply(Action::Confirm), Some(deck_tui::app::Effect::Commit));
+    assert_eq!(app.mode, Mode::Sending);
+    let term = screen(&data, &mut app, 80, 24);
+    insta::assert_snapshot!("sending_freeze_80x24", term.backend());
+
+    app.committed(Ok(report(&data)));
+    assert_eq!(app.mode, Mode::Result);
+    for (w, h) in SIZES {
+        let term = screen(&data, &mut app, w, h);
+        insta::assert_snapshot!(format!("result_freeze_{w}x{h}"), term.backend());
+    }
+    // Small screens cut the list and say how many are left out.
+    let term = screen(&data, &mut app, 60, 9);
+    let text: String = term.backend().buffer().content().iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("more"), "{text}");
+    app.apply(Action::Dismiss);
+    assert_eq!((app.mode, app.outcome.is_none()), (Mode::Normal, true));
 }
 
 #[test]
@@ -178,10 +255,16 @@ fn random_keys_at_random_sizes_never_panic() {
                 continue;
             }
             match app.apply(action) {
-                Some(deck_tui::app::Effect::Prepare(_, node)) => app.ask(PendingAction::prepare(
-                    mesh::AdminCommand::Cordon { node },
-                    &data.snapshot,
-                )),
+                Some(deck_tui::app::Effect::Prepare(_, target, _)) => {
+                    let command = match target {
+                        Target::Node(node) => mesh::AdminCommand::Cordon { node },
+                        _ => mesh::AdminCommand::Thaw,
+                    };
+                    app.ask(PendingAction::prepare(command, &data.snapshot));
+                }
+                Some(deck_tui::app::Effect::Commit) if step % 2 == 0 => {
+                    app.committed(Ok(report(&data)));
+                }
                 Some(deck_tui::app::Effect::Commit) => app.committed(Err("test".into())),
                 _ => {}
             }

@@ -64,6 +64,9 @@ pub struct DemoConfig {
     pub timing: TimingProfile,
     /// How long `spawn` waits for the cluster to converge (default 30 s).
     pub converge_deadline: Duration,
+    /// The operator registered in every node's verifier and used by the deck
+    /// (default: a fresh identity per run).
+    pub operator: Option<OperatorIdentity>,
 }
 
 impl Default for DemoConfig {
@@ -82,6 +85,7 @@ impl Default for DemoConfig {
             threshold: 1,
             timing: TimingProfile::loopback(),
             converge_deadline: Duration::from_secs(30),
+            operator: None,
         }
     }
 }
@@ -137,7 +141,10 @@ pub async fn spawn(config: DemoConfig) -> Result<Demo, DemoError> {
     // 1. The operator, registered with every node's verifier. Each node gets a
     // verifier of its own (its own replay cache and cooldowns), as separate
     // processes would.
-    let operator = OperatorIdentity::from_keypair(EntityKeypair::generate());
+    let operator = config
+        .operator
+        .clone()
+        .unwrap_or_else(|| OperatorIdentity::from_keypair(EntityKeypair::generate()));
     let mut registry = OperatorRegistry::new();
     registry.register_public(operator.public());
     let registry = Arc::new(registry);
