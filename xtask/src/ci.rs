@@ -23,6 +23,13 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     } else {
         sh(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))?;
     }
+    // The deck as a user runs it (about 3 s once built); needs tmux.
+    let tmux = std::process::Command::new("tmux").arg("-V").output();
+    if tmux.is_ok_and(|o| o.status.success()) {
+        crate::e2e::run(&[])?;
+    } else {
+        eprintln!("xtask ci: tmux not installed; skipping `cargo xtask e2e`");
+    }
     // Dependency policy (deny.toml) when cargo-deny is installed; it is optional so
     // that a machine with only the Rust toolchain can run CI.
     if has_subcommand("deny") {

@@ -12,6 +12,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod e2e;
 mod util;
 
 use anyhow::Result;
@@ -22,6 +23,7 @@ cargo xtask <task>
 Tasks:
   ci              format check, clippy (warnings denied, all targets), whole test suite
   demo            boot the 9-node demo cluster and open the deck
+  e2e [--release] drive `deck --demo` through tmux: every tab, a cordon, a clean exit
   bench [GROUP]   release-build benchmarks; prints `figure: <name> = <value> <unit>` lines
                   groups: auth, mesh, rpc, blobs, deck, demo
   help            this text
@@ -42,6 +44,7 @@ fn run() -> Result<()> {
         Some("ci") => ci::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("e2e") => e2e::run(&rest),
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(())
