@@ -21,6 +21,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("rpc", "32-byte echo latency and throughput vs a plain UDP floor (mesh-rpc)"),
     ("deck", "deck views from a 100-node, 2,000-daemon, 100k-line, 10k-blob state (deck-model)"),
     ("demo", "demo spawn-to-converged, idle CPU and RSS over 30 s (mesh-demo)"),
+    ("tui", "frame build+draw at 200x50; `deck --demo` idle CPU and RSS in a tmux pane (deck-tui)"),
     ("blobs", "blob store put/get vs plain blake3, disk log vs plain file write (mesh-blobs)"),
 ];
 
@@ -46,6 +47,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "rpc" => figures.extend(figure_lines(&["-p", "mesh-rpc", "--bench", "rpc_echo"])?),
             "deck" => figures.extend(figure_lines(&["-p", "deck-model", "--bench", "views"])?),
             "demo" => figures.extend(figure_lines(&["-p", "mesh-demo", "--bench", "idle"])?),
+            "tui" => {
+                figures.extend(figure_lines(&["-p", "deck-tui", "--bench", "frame"])?);
+                figures.extend(deck_idle()?);
+            }
             _ => unreachable!("group list and match agree"),
         }
     }
@@ -126,4 +131,57 @@ fn mean_ns(group: &str, id: &str) -> Result<f64> {
     json["mean"]["point_estimate"]
         .as_f64()
         .with_context(|| format!("no mean.point_estimate in {}", path.display()))
+}
+
+/// `deck --demo` (release) in a 200x50 tmux pane, left alone: CPU share of one
+/// core over `DECK_IDLE_SECS` (default 30) after the cluster is up, and RSS.
+fn deck_idle() -> Result<Vec<Figure>> {
+    let secs: u64 = std::env::var("DECK_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    sh(cargo().args(["build", "--locked", "--release", "-p", "deck-tui", "--bin", "deck"]))?;
+    let deck = workspace_root().join("target").join("release").join("deck");
+    let command = format!("exec '{}' --demo", deck.display().to_string().replace('\'', r"'\''"));
+    let tmux = crate::e2e::Tmux::start_sized(&command, 200, 50)?;
+    tmux.wait("the demo in the deck", |s| {
+        s.lines().next().is_some_and(|l| l.contains("nodes 9/9"))
+    })?;
+    let pid: u32 = tmux.query("#{pane_pid}")?.parse().context("tmux pane pid")?;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let t0 = cpu_ticks(pid)?;
+    let started = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    let t1 = cpu_ticks(pid)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss = rss_mib(pid)?;
+    tmux.keys(&["q"])?;
+    // Clock ticks are 1/100 s on Linux.
+    let cpu_pct = (t1 - t0) as f64 / elapsed;
+    println!("deck --demo idle over {elapsed:.1} s: {cpu_pct:.2} % of one core, RSS {rss:.1} MiB");
+    Ok(vec![
+        ("deck_idle_cpu_pct".into(), format!("{cpu_pct:.2}"), "%".into()),
+        ("deck_rss_mib".into(), format!("{rss:.1}"), "MiB".into()),
+    ])
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> {
+        fields.get(i).and_then(|f| f.parse().ok()).context("parsing /proc/PID/stat")
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// Resident set size of a process (VmRSS), MiB.
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .context("reading /proc/PID/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/PID/status")?;
+    Ok(kib / 1024.0)
 }

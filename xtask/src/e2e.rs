@@ -42,17 +42,23 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A private tmux server with one 120x40 session; killed on drop.
-struct Tmux {
+/// A private tmux server with one session; killed on drop.
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
     fn start(command: &str) -> Result<Tmux> {
+        Tmux::start_sized(command, 120, 40)
+    }
+
+    /// Starts `command` in a `width` x `height` pane.
+    pub(crate) fn start_sized(command: &str, width: u16, height: u16) -> Result<Tmux> {
         let tmux = Tmux { socket: format!("deck-e2e-{}", std::process::id()) };
+        let (w, h) = (width.to_string(), height.to_string());
         let out = tmux
             .cmd()
-            .args(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", command])
+            .args(["new-session", "-d", "-s", "e2e", "-x", &w, "-y", &h, command])
             .output()
             .context("starting tmux")?;
         if !out.status.success() {
@@ -76,7 +82,7 @@ impl Tmux {
     }
 
     /// Sends keys (tmux key names: `j`, `Enter`, `Escape`, ...).
-    fn keys(&self, keys: &[&str]) -> Result<()> {
+    pub(crate) fn keys(&self, keys: &[&str]) -> Result<()> {
         let mut args = vec!["send-keys", "-t", "e2e"];
         args.extend_from_slice(keys);
         self.output(&args).map(drop)
@@ -87,13 +93,13 @@ impl Tmux {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn query(&self, format: &str) -> Result<String> {
+    pub(crate) fn query(&self, format: &str) -> Result<String> {
         let out = self.output(&["display-message", "-p", "-t", "e2e", format])?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     /// Polls the screen until `ok` holds; fails with the last screen.
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
+    pub(crate) fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
         let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.screen()?;

@@ -9,11 +9,12 @@
 //!
 //! # How often to refresh
 //!
-//! Call `refresh()` about every 500 ms while the deck is shown, at once when the
-//! snapshot watch ([`DeckSource::snapshot_changes`]) fires (coalesce: at most one
-//! refresh in flight, a few per second at most), and right after an admin action.
-//! A refresh asks each reachable node for one page per stream (three small RPCs
-//! per node, in parallel; nothing is fetched twice) and returns within the poll
+//! Call `refresh()` about every 500 ms while the deck is shown (at most one in
+//! flight) and right after an admin action; call the cheap, local
+//! [`DeckSource::sync_snapshot`] whenever the snapshot watch
+//! ([`DeckSource::snapshot_changes`]) fires. A refresh asks each reachable node
+//! for the first page of all three streams in one RPC (`streams.since`; further
+//! pages only when there is a backlog; nothing is fetched twice) and returns within the poll
 //! deadline even when a node does not answer. Redraw when [`DeckSource::changes`]
 //! moves. Remote nodes must serve `mesh_rpc::node_services` for their streams to
 //! be read; a node that does not shows its read error on NODES and its detail
@@ -105,6 +106,10 @@ pub trait DeckSource: Send + Sync {
     fn snapshot_changes(&self) -> watch::Receiver<Arc<MeshSnapshot>>;
     /// Pulls what is new (see the module docs for how often).
     fn refresh(&self) -> BoxFuture<'_, RefreshReport>;
+    /// Takes the freshest snapshot into the data without reading any stream:
+    /// cheap and local, for every snapshot change (streams are read by
+    /// [`DeckSource::refresh`] on its own cadence). True when the data changed.
+    fn sync_snapshot(&self) -> bool;
     /// Signs and sends a reviewed action (use [`Admin::confirm`]).
     fn commit<'a>(
         &'a self,
@@ -357,6 +362,21 @@ impl DeckSource for DeckClient {
 
     fn refresh(&self) -> BoxFuture<'_, RefreshReport> {
         Box::pin(poll::refresh(self))
+    }
+
+    fn sync_snapshot(&self) -> bool {
+        let snapshot = self.mesh.snapshot();
+        let mut data = self.data.write();
+        if data.snapshot.seq == snapshot.seq && data.snapshot.epoch_ms == snapshot.epoch_ms {
+            return false;
+        }
+        data.snapshot = snapshot;
+        data.now_ms = mesh_auth::unix_now_ms();
+        data.generation += 1;
+        let generation = data.generation;
+        drop(data);
+        self.changes.send_replace(generation);
+        true
     }
 
     fn commit<'a>(

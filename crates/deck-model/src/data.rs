@@ -270,7 +270,7 @@ impl DeckData {
             operator,
             deck_node: snapshot.this_node.node_id,
             snapshot,
-            logs: Tail::new(config.log_tail),
+            logs: Tail::with_marker(config.log_tail, |e| e.level == mesh::LogLevel::Error),
             failures: Tail::new(config.failure_tail),
             audit: Tail::new(config.audit_tail),
             calls: Tail::new(config.call_tail),

@@ -1,6 +1,6 @@
 //! The status bar: one [`Summary`] of the whole deck.
 
-use mesh::{DaemonHealth, Health, LogLevel};
+use mesh::{DaemonHealth, Health};
 use serde::Serialize;
 
 use crate::data::DeckData;
@@ -88,7 +88,7 @@ pub fn summarize(data: &DeckData) -> Summary {
         s.calls_per_s += f.rate;
         s.call_errors += f.recent_errors;
     }
-    s.error_lines = data.logs.iter().filter(|(_, e)| e.level == LogLevel::Error).count();
+    s.error_lines = data.logs.marked();
     s.failures = data.failures.len();
     for m in snap.migrations.iter().filter(|m| !m.phase.is_terminal()) {
         s.migrations += 1;

@@ -16,18 +16,47 @@ pub struct Tail<T> {
     items: VecDeque<T>,
     capacity: usize,
     next_seq: u64,
+    /// Items this predicate holds for are counted as they come and go, so the
+    /// count costs nothing to read (the status bar's ERROR lines).
+    #[serde(skip)]
+    marker: Option<fn(&T) -> bool>,
+    #[serde(skip)]
+    marked: usize,
 }
 
 impl<T> Tail<T> {
     /// An empty tail holding at most `capacity` items (at least 1).
     pub fn new(capacity: usize) -> Tail<T> {
-        Tail { items: VecDeque::new(), capacity: capacity.max(1), next_seq: 0 }
+        Tail {
+            items: VecDeque::new(),
+            capacity: capacity.max(1),
+            next_seq: 0,
+            marker: None,
+            marked: 0,
+        }
+    }
+
+    /// Like [`Tail::new`], also counting the items `marker` holds for (read the
+    /// count with [`Tail::marked`]).
+    pub fn with_marker(capacity: usize, marker: fn(&T) -> bool) -> Tail<T> {
+        Tail { marker: Some(marker), ..Tail::new(capacity) }
+    }
+
+    /// How many items held the marker holds for (0 without a marker).
+    pub fn marked(&self) -> usize {
+        self.marked
     }
 
     /// Appends an item, dropping the oldest when full; returns its sequence number.
     pub fn push(&mut self, item: T) -> u64 {
-        if self.items.len() == self.capacity {
-            self.items.pop_front();
+        if self.items.len() == self.capacity
+            && let Some(old) = self.items.pop_front()
+            && self.marker.is_some_and(|m| m(&old))
+        {
+            self.marked -= 1;
+        }
+        if self.marker.is_some_and(|m| m(&item)) {
+            self.marked += 1;
         }
         self.items.push_back(item);
         let seq = self.next_seq;
@@ -86,6 +115,7 @@ impl<T> Tail<T> {
     /// Drops every item (sequence numbers continue).
     pub fn clear(&mut self) {
         self.items.clear();
+        self.marked = 0;
     }
 }
 

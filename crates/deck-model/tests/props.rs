@@ -311,4 +311,21 @@ proptest! {
         prop_assert_eq!(since, want);
         prop_assert!(calls.since(0).len() <= calls.capacity());
     }
+
+    #[test]
+    fn a_marked_count_matches_the_items_held(
+        capacity in 0usize..40,
+        items in proptest::collection::vec(0u8..6, 0..150),
+        clear_at in proptest::option::of(0usize..150),
+    ) {
+        let mut tail = Tail::with_marker(capacity, |v: &u8| *v == 0);
+        for (i, v) in items.iter().enumerate() {
+            if clear_at == Some(i) {
+                tail.clear();
+            }
+            tail.push(*v);
+            let held = tail.iter().filter(|(_, v)| **v == 0).count();
+            prop_assert_eq!(tail.marked(), held);
+        }
+    }
 }

@@ -27,10 +27,12 @@ use crate::term::{self, Tui};
 
 /// How long `--once` waits for the cluster to come up.
 pub const ONCE_DEADLINE: Duration = Duration::from_secs(30);
-/// At most ~30 frames per second.
+/// At most ~30 frames per second (after input).
 const FRAME: Duration = Duration::from_millis(33);
-/// Snapshot changes prompt a refresh at most this often.
-const MIN_REFRESH_GAP: Duration = Duration::from_millis(250);
+/// Frames prompted only by new data or the clock come at most this often: a
+/// cluster that changes all the time (saturation, resources, logs) costs two
+/// frames a second.
+const DATA_FRAME: Duration = Duration::from_millis(500);
 
 /// What the deck is attached to.
 enum Session {
@@ -159,8 +161,7 @@ pub fn main(cli: Cli) -> anyhow::Result<Output> {
     }
     let operator = operator_identity(cli.operator_key.as_deref())?;
     tracing::info!(operator = %operator.operator_id(), demo = cli.demo, "deck starting");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -276,13 +277,15 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
     refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut tick = interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_refresh = Instant::now();
     #[cfg(unix)]
     let (mut sigterm, mut sighup) = {
         use tokio::signal::unix::{SignalKind, signal};
         (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)
     };
     let mut dirty = true;
+    // Whether the pending redraw answers input (drawn within a frame) or only
+    // new data (paced by DATA_FRAME).
+    let mut urgent = true;
     let mut last_draw: Option<Instant> = None;
     let mut refreshing: Pending<'_, deck_model::RefreshReport> = None;
     let mut sending: Pending<'_, Result<CommitReport, DeckError>> = None;
@@ -290,10 +293,12 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
         if app.quit {
             break;
         }
-        let next_frame = last_draw.map_or_else(Instant::now, |t| t + FRAME);
+        let gap = if urgent { FRAME } else { DATA_FRAME };
+        let next_frame = last_draw.map_or_else(Instant::now, |t| t + gap);
         if dirty && Instant::now() >= next_frame {
             draw(&mut guard.terminal, &mut app, source)?;
             dirty = false;
+            urgent = false;
             last_draw = Some(Instant::now());
         }
         #[cfg(unix)]
@@ -324,6 +329,7 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
                     }
                 }
                 dirty = true;
+                urgent = true;
             }
             result = in_flight(&mut sending) => {
                 sending = None;
@@ -333,10 +339,10 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
                     refreshing = Some(source.refresh());
                 }
                 dirty = true;
+                urgent = true;
             }
             _ = in_flight(&mut refreshing) => {
                 refreshing = None;
-                last_refresh = Instant::now();
             }
             _ = refresh.tick() => {
                 if refreshing.is_none() {
@@ -346,8 +352,9 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
             r = snapshots.changed(), if snapshots_open => {
                 if r.is_err() {
                     snapshots_open = false;
-                } else if refreshing.is_none() && last_refresh.elapsed() >= MIN_REFRESH_GAP {
-                    refreshing = Some(source.refresh());
+                } else {
+                    // Local and cheap; `changes` fires if it moved.
+                    source.sync_snapshot();
                 }
             }
             r = changes.changed(), if changes_open => {

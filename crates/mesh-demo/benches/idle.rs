@@ -19,11 +19,8 @@ fn rss_mib() -> Option<f64> {
 
 fn main() {
     let secs: u64 = std::env::var("DEMO_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    // One thread, as `deck --demo` runs it: no wake-ups handed between workers.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     rt.block_on(async {
         let mut demo = mesh_demo::spawn(mesh_demo::DemoConfig::default()).await.expect("demo");
         let converge = demo.converged_in().as_secs_f64() * 1e3;

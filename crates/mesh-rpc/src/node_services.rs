@@ -10,6 +10,10 @@
 //! | `audit.since`    | [`Page`]         | `Vec<AuditEntry>`     |
 //! | `logs.since`     | [`Page`]         | `Vec<LogEntry>`       |
 //! | `failures.since` | [`Page`]         | `Vec<FailureRecord>`  |
+//! | `streams.since`  | [`StreamsPage`]  | [`Streams`]           |
+//!
+//! `streams.since` reads the first page of all three tails in one round trip (a
+//! deck polling every node every half second sends a third of the calls).
 //!
 //! The envelope is verified by the receiving node's own verifier; the RPC
 //! caller's identity grants nothing.
@@ -28,6 +32,8 @@ pub const AUDIT_SINCE: &str = "audit.since";
 pub const LOGS_SINCE: &str = "logs.since";
 /// Service name of failure pages.
 pub const FAILURES_SINCE: &str = "failures.since";
+/// Service name of the three tails in one call.
+pub const STREAMS_SINCE: &str = "streams.since";
 /// Most entries one page returns, whatever the caller asks.
 pub const MAX_PAGE: u32 = 1024;
 
@@ -38,6 +44,37 @@ pub struct Page {
     pub from_seq: u64,
     /// Most entries wanted (capped at [`MAX_PAGE`]).
     pub limit: u32,
+}
+
+/// One page of each tail, asked for at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamsPage {
+    /// The log page.
+    pub logs: Page,
+    /// The failure page.
+    pub failures: Page,
+    /// The audit page.
+    pub audit: Page,
+}
+
+/// The answer to a [`StreamsPage`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Streams {
+    /// Log entries.
+    pub logs: Vec<LogEntry>,
+    /// Failure records.
+    pub failures: Vec<FailureRecord>,
+    /// Audit entries.
+    pub audit: Vec<AuditEntry>,
+}
+
+fn read_streams(mesh: &mesh::MeshHandle, req: &StreamsPage) -> Streams {
+    let n = |p: &Page| p.limit.min(MAX_PAGE) as usize;
+    Streams {
+        logs: mesh.logs_since(req.logs.from_seq, n(&req.logs)),
+        failures: mesh.failures_since(req.failures.from_seq, n(&req.failures)),
+        audit: mesh.audit_since(req.audit.from_seq, n(&req.audit)),
+    }
 }
 
 /// Keeps the node services registered; dropping it unregisters them.
@@ -69,6 +106,11 @@ pub fn serve_node_services(rpc: &Rpc) -> Result<NodeServices, RpcError> {
     handles.push(rpc.serve(LOGS_SINCE, move |page: Page, _ctx| {
         let entries = m.logs_since(page.from_seq, page.limit.min(MAX_PAGE) as usize);
         async move { Ok(entries) }
+    })?);
+    let m = mesh.clone();
+    handles.push(rpc.serve(STREAMS_SINCE, move |req: StreamsPage, _ctx| {
+        let streams = read_streams(&m, &req);
+        async move { Ok(streams) }
     })?);
     let m = mesh;
     handles.push(rpc.serve(FAILURES_SINCE, move |page: Page, _ctx| {
@@ -118,4 +160,12 @@ pub async fn failures_since(
         return Ok(rpc.mesh().failures_since(page.from_seq, page.limit.min(MAX_PAGE) as usize));
     }
     rpc.call(node, FAILURES_SINCE, &page, CallOptions::default().idempotent(true).retries(1)).await
+}
+
+/// The first page of each of `node`'s tails, in one round trip.
+pub async fn streams_since(rpc: &Rpc, node: NodeId, req: StreamsPage) -> Result<Streams, RpcError> {
+    if node == rpc.node_id() {
+        return Ok(read_streams(rpc.mesh(), &req));
+    }
+    rpc.call(node, STREAMS_SINCE, &req, CallOptions::default().idempotent(true).retries(1)).await
 }

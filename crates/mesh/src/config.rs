@@ -128,12 +128,13 @@ pub struct TimingProfile {
 }
 
 impl TimingProfile {
-    /// For nodes on one machine: probe every 100 ms, Unreachable after 800 ms of
-    /// silence (so a dead node is seen within 1 s).
+    /// For nodes on one machine: a probe round every 200 ms (each side of a pair
+    /// pings in alternate rounds, so each hears from the other every round),
+    /// Unreachable after 800 ms of silence (so a dead node is seen within 1 s).
     pub fn loopback() -> Self {
         Self {
-            probe_interval: Duration::from_millis(100),
-            degraded_after: Duration::from_millis(350),
+            probe_interval: Duration::from_millis(200),
+            degraded_after: Duration::from_millis(600),
             unreachable_after: Duration::from_millis(800),
             degraded_rtt: Duration::from_millis(50),
             handshake_timeout: Duration::from_secs(1),

@@ -4,11 +4,38 @@
 //! platforms simply report fewer figures. Disk figures are not read here (they
 //! need `statvfs`); nodes with a data directory may fill them in.
 
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
 use crate::fold::Resources;
 
-/// Reads what the OS offers now.
+/// Samples younger than this are shared: every node in a process reads the same
+/// host and process figures, so nine in-process nodes read `/proc` once.
+const SHARED_FOR: Duration = Duration::from_millis(500);
+
+/// What the OS offers, at most [`SHARED_FOR`] old.
 pub fn sample() -> Resources {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    static LAST: Mutex<Option<(Instant, Resources)>> = Mutex::new(None);
+    let now = Instant::now();
+    if let Ok(last) = LAST.lock()
+        && let Some((at, r)) = last.as_ref()
+        && now.saturating_duration_since(*at) < SHARED_FOR
+    {
+        return r.clone();
+    }
+    let fresh = sample_now();
+    if let Ok(mut last) = LAST.lock() {
+        *last = Some((now, fresh.clone()));
+    }
+    fresh
+}
+
+/// Reads what the OS offers now.
+pub fn sample_now() -> Resources {
+    // Reading cgroup quotas on every call is not free; the answer does not move.
+    static CPUS: OnceLock<u32> = OnceLock::new();
+    let cpus = *CPUS
+        .get_or_init(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let cpu_load_milli = read_loadavg().map(|load| ((load / cpus as f64) * 1000.0).round() as u32);
     let (mem_total, mem_used) = read_meminfo().map_or((None, None), |(t, u)| (Some(t), Some(u)));
     Resources {

@@ -92,9 +92,28 @@ where
     }
 }
 
+enum Fetch {
+    /// The node does not serve the combined call (an older build).
+    NoService,
+    Failed(String),
+}
+
+async fn fetch_page_of<T>(
+    deadline: Duration,
+    fut: impl Future<Output = Result<T, RpcError>>,
+) -> Result<T, Fetch> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(RpcError::NoSuchService { .. })) => Err(Fetch::NoService),
+        Ok(Err(e)) => Err(Fetch::Failed(e.to_string())),
+        Err(_) => Err(Fetch::Failed(format!("no answer within {deadline:?}"))),
+    }
+}
+
 async fn pull<T, F, Fut>(
     cursor: &mut StreamCursor,
     limits: Limits,
+    mut first: Option<Vec<T>>,
     key: impl Fn(&T) -> (u64, u64),
     fetch: F,
 ) -> Pulled<T>
@@ -107,16 +126,20 @@ where
     while pages < limits.pages {
         pages += 1;
         let from = cursor.last.map_or(0, |(s, _)| s);
-        let page =
-            match fetch_page(limits.deadline, fetch(Page { from_seq: from, limit: limits.page }))
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    out.error = Some(e);
-                    break;
-                }
-            };
+        let fetched = match first.take() {
+            Some(page) => Ok(page),
+            None => {
+                fetch_page(limits.deadline, fetch(Page { from_seq: from, limit: limits.page }))
+                    .await
+            }
+        };
+        let page = match fetched {
+            Ok(page) => page,
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        };
         let full = page.len() >= limits.page as usize;
         let mut items = page.into_iter().peekable();
         if let Some((last_seq, last_ts)) = cursor.last {
@@ -154,15 +177,21 @@ async fn pull_audit(
     node: NodeId,
     cursor: &mut AuditCursor,
     limits: Limits,
+    mut first: Option<Vec<AuditEntry>>,
 ) -> Pulled<AuditItem> {
     let mut out = Pulled { items: Vec::new(), missed: 0, restarted: false, error: None };
     let mut pages = 0;
     while pages < limits.pages {
         pages += 1;
         let from = cursor.next.saturating_sub(1);
-        let fut =
-            node_services::audit_since(rpc, node, Page { from_seq: from, limit: limits.page });
-        let page: Vec<AuditEntry> = match fetch_page(limits.deadline, fut).await {
+        let fetched = match first.take() {
+            Some(page) => Ok(page),
+            None => {
+                let page = Page { from_seq: from, limit: limits.page };
+                fetch_page(limits.deadline, node_services::audit_since(rpc, node, page)).await
+            }
+        };
+        let page: Vec<AuditEntry> = match fetched {
             Ok(page) => page,
             Err(e) => {
                 out.error = Some(e);
@@ -221,9 +250,38 @@ struct NodeRead {
 }
 
 async fn read_node(rpc: Rpc, node: NodeId, mut cursor: NodeCursor, limits: Limits) -> NodeRead {
+    // The first page of all three streams in one round trip; further pages (a
+    // backlog, or a restart found) stream by stream. A node without the combined
+    // service is read stream by stream.
+    let page = |from_seq| Page { from_seq, limit: limits.page };
+    let request = node_services::StreamsPage {
+        logs: page(cursor.logs.last.map_or(0, |(s, _)| s)),
+        failures: page(cursor.failures.last.map_or(0, |(s, _)| s)),
+        audit: page(cursor.audit.next.saturating_sub(1)),
+    };
+    let (mut first_logs, mut first_failures, mut first_audit) = (None, None, None);
+    match fetch_page_of(limits.deadline, node_services::streams_since(&rpc, node, request)).await {
+        Ok(streams) => {
+            first_logs = Some(streams.logs);
+            first_failures = Some(streams.failures);
+            first_audit = Some(streams.audit);
+        }
+        Err(Fetch::NoService) => {}
+        Err(Fetch::Failed(e)) => {
+            return NodeRead {
+                node,
+                cursor,
+                logs: Vec::new(),
+                failures: Vec::new(),
+                audit: Vec::new(),
+                error: Some(e),
+            };
+        }
+    }
     let logs = pull(
         &mut cursor.logs,
         limits,
+        first_logs,
         |e: &LogEntry| (e.seq, e.ts_ms),
         |page| node_services::logs_since(&rpc, node, page),
     )
@@ -231,11 +289,12 @@ async fn read_node(rpc: Rpc, node: NodeId, mut cursor: NodeCursor, limits: Limit
     let failures = pull(
         &mut cursor.failures,
         limits,
+        first_failures,
         |f: &FailureRecord| (f.seq, f.ts_ms),
         |page| node_services::failures_since(&rpc, node, page),
     )
     .await;
-    let audit = pull_audit(&rpc, node, &mut cursor.audit, limits).await;
+    let audit = pull_audit(&rpc, node, &mut cursor.audit, limits, first_audit).await;
     cursor.missed += logs.missed + failures.missed;
     cursor.restarts += u32::from(logs.restarted || failures.restarted || audit.restarted);
     let error = logs.error.or(failures.error).or(audit.error);

@@ -16,6 +16,9 @@ use crate::snapshot::{RingStats, SnapshotInput, ThisNode};
 
 /// The state task's tick.
 pub(super) const STATE_TICK: Duration = Duration::from_millis(40);
+/// Saturation and resource figures alone (they move all the time) are pushed to
+/// peers at most this often; anything else is pushed at once.
+const QUIET_PUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// How often host resources are sampled.
 const RESOURCE_INTERVAL: Duration = Duration::from_secs(1);
 /// Log lines and failures carried in each snapshot.
@@ -163,8 +166,8 @@ impl Inner {
             resources_changed = sampled != fs.resources;
             fs.resources = sampled;
         }
-        // Saturation alone moves constantly; it is pushed at most once per probe
-        // interval. Everything else is pushed at once.
+        // Saturation and resources alone move constantly; they are pushed at most
+        // once per QUIET_PUSH_INTERVAL. Everything else is pushed at once.
         let strip = |d: &[DaemonSummary]| -> Vec<DaemonSummary> {
             d.iter()
                 .cloned()
@@ -181,7 +184,7 @@ impl Inner {
         if !(force || significant || (any_change && saturation_due)) {
             return None;
         }
-        fs.next_saturation_push = Some(now + self.config.timing.probe_interval);
+        fs.next_saturation_push = Some(now + QUIET_PUSH_INTERVAL);
         fs.own_daemons = daemons;
         fs.own_version += 1;
         let summary = self.own_summary(&fs);
@@ -270,7 +273,8 @@ impl Inner {
             let mut fs = self.fold.lock();
             let forced = fs.next_forced_rebuild.is_none_or(|t| now >= t);
             if forced {
-                fs.next_forced_rebuild = Some(now + Duration::from_millis(500));
+                // Ages and last-heard times move even when nothing else does.
+                fs.next_forced_rebuild = Some(now + Duration::from_secs(1));
             }
             forced
         };
