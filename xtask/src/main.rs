@@ -11,6 +11,7 @@
 
 mod bench;
 mod ci;
+mod cluster;
 mod demo;
 mod e2e;
 mod util;
@@ -23,6 +24,9 @@ cargo xtask <task>
 Tasks:
   ci              format check, clippy (warnings denied, all targets), whole test suite
   demo            boot the 9-node demo cluster and open the deck
+  cluster [--nodes N] [--port PORT]
+                  N meshd processes on 127.0.0.1 (keys and data under target/cluster);
+                  prints how to attach a deck; Enter or Ctrl-C stops them
   e2e [--release] drive `deck --demo` through tmux: every tab, a cordon, a clean exit
   bench [GROUP]   release-build benchmarks; prints `figure: <name> = <value> <unit>` lines
                   groups: auth, mesh, rpc, blobs, deck, demo
@@ -43,6 +47,7 @@ fn run() -> Result<()> {
     match task.as_deref() {
         Some("ci") => ci::run(&rest),
         Some("demo") => demo::run(&rest),
+        Some("cluster") => cluster::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("e2e") => e2e::run(&rest),
         None | Some("help" | "-h" | "--help") => {

@@ -1,0 +1,161 @@
+//! [`DataDir`]: the node's data directory, locked for one process.
+//!
+//! ```text
+//! <data-dir>/
+//!   meshd.lock      lock file (flock, held while the process runs; holds its pid)
+//!   identity.key    the node's ed25519 identity (default --identity)
+//!   audit.log       the hash-chained audit ledger
+//!   blobs/          the DiskLog blob store
+//! ```
+//!
+//! The blob store and the ledger must never be opened by two processes at once
+//! (neither enforces it), so the directory is locked with `flock(2)` on
+//! [`LOCK_FILE`]; the kernel releases the lock when the process dies, however it
+//! dies, so a SIGKILLed node restarts without manual clean-up.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::MeshdError;
+
+/// Name of the lock file inside the data directory.
+pub const LOCK_FILE: &str = "meshd.lock";
+/// Name of the default identity file inside the data directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Name of the audit ledger file inside the data directory.
+pub const AUDIT_FILE: &str = "audit.log";
+/// Name of the blob store directory inside the data directory.
+pub const BLOBS_DIR: &str = "blobs";
+
+/// A data directory, created if missing and locked for this process until
+/// dropped.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    /// Holds the lock; closing it releases the lock.
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates `path` (and its parents) when missing and takes its lock.
+    ///
+    /// Fails, naming the directory, when it cannot be created or written, or when
+    /// another process holds the lock.
+    pub fn open(path: &Path) -> Result<DataDir, MeshdError> {
+        let what = || format!("data dir {}", path.display());
+        if path.exists() && !path.is_dir() {
+            return Err(MeshdError::new(what(), "exists and is not a directory"));
+        }
+        std::fs::create_dir_all(path)
+            .map_err(|e| MeshdError::new(what(), format!("cannot create it: {e}")))?;
+        let lock_path = path.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| {
+                MeshdError::new(what(), format!("cannot open {}: {e}", lock_path.display()))
+            })?;
+        lock_exclusive(&lock).map_err(|e| match e {
+            LockError::Held => {
+                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                let holder = holder.trim();
+                let by = if holder.is_empty() {
+                    "another process".to_owned()
+                } else {
+                    format!("another meshd process (pid {holder})")
+                };
+                MeshdError::new(what(), format!("in use by {by}; it is locked"))
+            }
+            LockError::Io(e) => {
+                MeshdError::new(what(), format!("cannot lock {}: {e}", lock_path.display()))
+            }
+        })?;
+        write_pid(&lock).map_err(|e| {
+            MeshdError::new(what(), format!("cannot write {}: {e}", lock_path.display()))
+        })?;
+        Ok(DataDir { path: path.to_owned(), _lock: lock })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<dir>/identity.key`.
+    pub fn identity_path(&self) -> PathBuf {
+        self.path.join(IDENTITY_FILE)
+    }
+
+    /// `<dir>/audit.log`.
+    pub fn audit_path(&self) -> PathBuf {
+        self.path.join(AUDIT_FILE)
+    }
+
+    /// `<dir>/blobs`.
+    pub fn blobs_path(&self) -> PathBuf {
+        self.path.join(BLOBS_DIR)
+    }
+}
+
+enum LockError {
+    Held,
+    Io(std::io::Error),
+}
+
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> Result<(), LockError> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(LockError::Held),
+        Err(e) => Err(LockError::Io(e.into())),
+    }
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &File) -> Result<(), LockError> {
+    // No advisory lock on this platform: one process per directory is up to the
+    // operator.
+    Ok(())
+}
+
+fn write_pid(mut file: &File) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())?;
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_and_locks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let held = DataDir::open(&dir).unwrap();
+        assert!(dir.join(LOCK_FILE).exists());
+        assert_eq!(held.audit_path(), dir.join(AUDIT_FILE));
+        #[cfg(unix)]
+        {
+            let err = DataDir::open(&dir).unwrap_err();
+            assert!(err.to_string().contains("in use by another meshd process"), "{err}");
+        }
+        drop(held);
+        DataDir::open(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_is_not_a_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let err = DataDir::open(&file).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+}
