@@ -51,8 +51,13 @@ impl PendingAction {
         let digest = radius.digest(&command);
         let targets = match command.node() {
             Some(node) => vec![node],
-            None => std::iter::once(snapshot.this_node.node_id)
-                .chain(snapshot.peers.iter().map(|p| p.info.node_id))
+            // Every node of the cluster; attached decks (operator nodes) are not.
+            None => std::iter::once(&snapshot.this_node)
+                .filter(|n| !n.is_operator())
+                .map(|n| n.node_id)
+                .chain(
+                    snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id),
+                )
                 .collect(),
         };
         PendingAction {

@@ -17,8 +17,11 @@ pub struct Summary {
     pub operator: String,
     /// The deck's node (short id).
     pub deck_node: String,
-    /// Nodes known (this one included).
+    /// Nodes of the cluster known (this one included unless it is an operator's
+    /// node; attached decks are counted in `operator_nodes` instead).
     pub nodes: usize,
+    /// Operator nodes (attached decks, this one included) seen.
+    pub operator_nodes: usize,
     /// Healthy nodes.
     pub nodes_healthy: usize,
     /// Degraded nodes.
@@ -64,12 +67,18 @@ pub fn summarize(data: &DeckData) -> Summary {
     let mut s = Summary {
         operator: data.operator.to_hex(),
         deck_node: data.deck_node.short(),
-        nodes: snap.peers.len() + 1,
-        nodes_healthy: 1,
+        nodes: usize::from(!snap.this_node.is_operator()),
+        nodes_healthy: usize::from(!snap.this_node.is_operator()),
+        operator_nodes: usize::from(snap.this_node.is_operator()),
         daemons: snap.daemons.len(),
         ..Summary::default()
     };
     for p in &snap.peers {
+        if p.info.is_operator() {
+            s.operator_nodes += 1;
+            continue;
+        }
+        s.nodes += 1;
         match p.info.health {
             Health::Healthy => s.nodes_healthy += 1,
             Health::Degraded { .. } => s.nodes_degraded += 1,
@@ -132,6 +141,9 @@ impl Summary {
             ))
             .styled(node_style),
         );
+        if self.operator_nodes > 0 {
+            out.push(Cell::new(format!("decks {}", self.operator_nodes)).styled(Style::Dim));
+        }
         let daemon_style = if self.daemons_unhealthy > 0 || self.crash_looping > 0 {
             Style::Err
         } else if self.daemons_degraded > 0 {

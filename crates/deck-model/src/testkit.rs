@@ -99,7 +99,7 @@ pub fn snapshot(nodes: u64, daemons: Vec<DaemonView>) -> MeshSnapshot {
         node_id: node_id(0),
         addr: addr(0),
         version: "0.1.0".into(),
-        flags: 1,
+        flags: 0,
         resources: resources(0),
         admin: AdminState::default(),
     };

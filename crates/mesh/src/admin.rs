@@ -208,8 +208,11 @@ impl BlastRadius {
 /// Simulates `command` against `snapshot`. Pure.
 pub fn simulate(snapshot: &MeshSnapshot, command: &AdminCommand) -> BlastRadius {
     let mut radius = BlastRadius::default();
-    let all_nodes: Vec<NodeId> = std::iter::once(snapshot.this_node.node_id)
-        .chain(snapshot.peers.iter().map(|p| p.info.node_id))
+    // Operator nodes (attached decks) are not part of the cluster being commanded.
+    let all_nodes: Vec<NodeId> = std::iter::once(&snapshot.this_node)
+        .filter(|n| !n.is_operator())
+        .map(|n| n.node_id)
+        .chain(snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id))
         .collect();
     let known = |node: NodeId| all_nodes.contains(&node);
     let daemons_on =
@@ -238,12 +241,14 @@ pub fn simulate(snapshot: &MeshSnapshot, command: &AdminCommand) -> BlastRadius 
                     .iter()
                     .filter(|p| {
                         p.info.node_id != *node
+                            && !p.info.is_operator()
                             && p.info.health.is_healthy()
                             && !p.admin.refuses_placements(snapshot.taken_at_ms)
                     })
                     .count()
                     + usize::from(
                         snapshot.this_node.node_id != *node
+                            && !snapshot.this_node.is_operator()
                             && !snapshot.this_node.admin.refuses_placements(snapshot.taken_at_ms),
                     );
                 if placeable == 0 {

@@ -247,7 +247,8 @@ pub struct MeshConfig {
     pub allow_list: Option<HashSet<PublicKey>>,
     /// Size and memory limits.
     pub limits: Limits,
-    /// Free-form role flags announced in the handshake (bit 0: operator node).
+    /// Role flags announced in the handshake ([`NODE_FLAG_OPERATOR`]; other bits
+    /// are free-form).
     pub flags: u32,
     /// Verifies admin commands; a node without one refuses every command.
     pub admin_verifier: Option<Arc<AdminVerifier>>,
@@ -255,7 +256,17 @@ pub struct MeshConfig {
     pub audit_path: Option<PathBuf>,
 }
 
+/// Role flag of an operator's node (a deck attached to the cluster): it runs no
+/// daemons, takes no placements and is left out of cluster-wide admin commands.
+pub const NODE_FLAG_OPERATOR: u32 = 1;
+
 impl MeshConfig {
+    /// Announces this node as an operator's node ([`NODE_FLAG_OPERATOR`]).
+    pub fn operator_node(mut self) -> Self {
+        self.flags |= NODE_FLAG_OPERATOR;
+        self
+    }
+
     /// Defaults around `cluster_key`: bind `127.0.0.1:0`, loopback timing.
     pub fn new(cluster_key: ClusterKey) -> Self {
         Self {

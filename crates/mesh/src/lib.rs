@@ -50,7 +50,7 @@ pub mod testing;
 pub mod wire;
 
 pub use admin::{AdminCommand, AdminOutcome, AdminState, BlastRadius, MigrationId, simulate};
-pub use config::{ClusterKey, Limits, MeshConfig, TimingProfile};
+pub use config::{ClusterKey, Limits, MeshConfig, NODE_FLAG_OPERATOR, TimingProfile};
 pub use daemon::{
     Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonHealth, DaemonLogger, Lifecycle,
 };

@@ -896,7 +896,10 @@ impl Inner {
                 self.send_frame(&session, &Frame::Leave);
             }
         }
-        let _ = self.stop.send(true);
+        // send_replace, not send: `send` drops the value when no task has
+        // subscribed yet (a node shut down right after start), and tasks that
+        // start later would then wait for a stop that never comes.
+        self.stop.send_replace(true);
         // Subscribers see the end of their streams.
         self.subscribers.write().clear();
         tracing::debug!(node = %self.node_id, "mesh node stopped");

@@ -135,3 +135,10 @@ pub struct PeerInfo {
     /// How long since the first session was established.
     pub connected_for: Duration,
 }
+
+impl PeerInfo {
+    /// Whether the peer announced itself as an operator's node.
+    pub fn is_operator(&self) -> bool {
+        self.flags & crate::config::NODE_FLAG_OPERATOR != 0
+    }
+}

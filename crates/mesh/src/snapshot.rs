@@ -39,6 +39,13 @@ pub struct ThisNode {
     pub admin: AdminState,
 }
 
+impl ThisNode {
+    /// Whether this node is an operator's node.
+    pub fn is_operator(&self) -> bool {
+        self.flags & crate::config::NODE_FLAG_OPERATOR != 0
+    }
+}
+
 /// A peer with what the fold knows about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerView {

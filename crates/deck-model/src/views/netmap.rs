@@ -58,7 +58,7 @@ pub(crate) fn build(cx: &Ctx<'_>) -> Table {
         id: RowId::Node(me.node_id),
         cells: vec![
             Cell::new(me.node_id.short()).styled(Style::Accent),
-            Cell::new("self").styled(Style::Accent),
+            Cell::new(if me.is_operator() { "deck" } else { "self" }).styled(Style::Accent),
             Cell::new(me.addr.to_string()),
             cells::health(&Health::Healthy),
             Cell::missing(),
@@ -76,7 +76,11 @@ pub(crate) fn build(cx: &Ctx<'_>) -> Table {
             id: RowId::Node(info.node_id),
             cells: vec![
                 Cell::new(info.node_id.short()),
-                Cell::new("peer"),
+                if info.is_operator() {
+                    Cell::new("deck").styled(Style::Dim)
+                } else {
+                    Cell::new("peer")
+                },
                 Cell::new(info.addr.to_string()),
                 cells::health(&info.health),
                 latency(info.rtt),

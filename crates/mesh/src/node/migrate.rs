@@ -147,7 +147,7 @@ impl Inner {
             if let Some(b) = bytes {
                 m.summary.bytes_moved = b;
             }
-            let _ = m.phase_tx.send(phase);
+            m.phase_tx.send_replace(phase);
         }
         drop(migrations);
         self.push_now.store(true, Ordering::Release);
@@ -442,6 +442,9 @@ impl Inner {
         let refuse = |reason: String| MigrateMessage::Refused { id, reason };
         if self.migrations.lock().incoming.contains_key(&id) {
             return MigrateMessage::Restored { id }; // A resent offer.
+        }
+        if self.config.flags & crate::config::NODE_FLAG_OPERATOR != 0 {
+            return refuse("operator nodes run no daemons".into());
         }
         let now_ms = mesh_auth::unix_now_ms();
         let admin = self.admin.lock().clone();
