@@ -10,6 +10,7 @@ use deck_model::{
 };
 use mesh::{MigrationId, NodeId, OriginHash};
 
+use crate::bookmarks::{Bookmark, Picker};
 use crate::keys::{Action, AdminVerb, Mode, PromptSpec, TargetKind};
 
 /// How many one-second ticks a toast stays up.
@@ -38,6 +39,8 @@ pub enum Effect {
     Commit,
     /// Write the current page to a file.
     Export,
+    /// Load the bookmarks and open the cluster picker.
+    OpenPicker,
 }
 
 /// A message shown over the footer for a few seconds.
@@ -140,6 +143,10 @@ pub struct App {
     pub pending: Option<PendingAction>,
     /// How the last command went (shown until dismissed).
     pub outcome: Option<Outcome>,
+    /// The cluster picker and the bookmarks it picks from.
+    pub picker: Option<(Picker, Vec<Bookmark>)>,
+    /// The cluster picked: the session ends and the deck attaches there.
+    pub switch_to: Option<Bookmark>,
     /// The current toast.
     pub toast: Option<Toast>,
     /// One-second ticks so far.
@@ -161,6 +168,8 @@ impl App {
             prompt: None,
             pending: None,
             outcome: None,
+            picker: None,
+            switch_to: None,
             toast: None,
             ticks: 0,
             settings,
@@ -293,6 +302,38 @@ impl App {
             }
             Action::Export => return Some(Effect::Export),
             Action::Admin(verb) => return self.admin(verb),
+            Action::OpenPicker => return Some(Effect::OpenPicker),
+            Action::PickerMove(d) => {
+                if let Some((p, items)) = &mut self.picker {
+                    if d < 0 { p.up(items) } else { p.down(items) }
+                }
+            }
+            Action::InputChar(c) if self.mode == Mode::Picker => {
+                if let Some((p, _)) = &mut self.picker
+                    && p.query.chars().count() < 64
+                {
+                    p.push(c);
+                }
+            }
+            Action::InputBackspace if self.mode == Mode::Picker => {
+                if let Some((p, _)) = &mut self.picker {
+                    p.pop();
+                }
+            }
+            Action::InputDone if self.mode == Mode::Picker => {
+                if let Some((p, items)) = &self.picker
+                    && let Some(b) = p.chosen(items)
+                {
+                    self.switch_to = Some(b.clone());
+                    self.quit = true;
+                }
+                self.picker = None;
+                self.mode = Mode::Normal;
+            }
+            Action::InputCancel if self.mode == Mode::Picker => {
+                self.picker = None;
+                self.mode = Mode::Normal;
+            }
             Action::InputChar(c) if self.mode == Mode::Prompt => {
                 if let Some(p) = &mut self.prompt
                     && p.input.chars().count() < 32
@@ -348,6 +389,19 @@ impl App {
             }
         }
         None
+    }
+
+    /// Opens the cluster picker over `items`.
+    pub fn open_picker(&mut self, items: Vec<Bookmark>) {
+        if items.is_empty() {
+            self.toast(
+                Cell::new("no bookmarks yet: deck bookmark add NAME HOST:PORT --cluster-key PATH")
+                    .styled(Style::Warn),
+            );
+            return;
+        }
+        self.picker = Some((Picker::new(), items));
+        self.mode = Mode::Picker;
     }
 
     /// Opens the confirm dialog for a prepared action.

@@ -32,6 +32,10 @@ pub enum Action {
     InputCancel,
     /// Scroll the help overlay.
     HelpScroll(isize),
+    /// Open the cluster picker (bookmarks).
+    OpenPicker,
+    /// Move the picker's highlight.
+    PickerMove(isize),
     /// Close the overlay or dialog.
     Dismiss,
     /// Confirm the dialog.
@@ -144,6 +148,8 @@ pub enum Mode {
     Sending,
     /// The per-node outcome of a command is shown.
     Result,
+    /// Picking a saved cluster to switch to.
+    Picker,
 }
 
 /// Where a binding applies (for the footer and the help overlay).
@@ -166,6 +172,8 @@ pub enum Command {
     Search,
     /// See [`Action::Export`].
     Export,
+    /// See [`Action::OpenPicker`].
+    Bookmarks,
     /// See [`Action::Admin`].
     Admin(AdminVerb),
     /// Go to the tab at this position of [`Tab::ALL`].
@@ -212,6 +220,7 @@ impl Command {
             Command::Help => return Action::Help,
             Command::Search => return Action::StartSearch,
             Command::Export => return Action::Export,
+            Command::Bookmarks => return Action::OpenPicker,
             Command::Admin(v) => return Action::Admin(v),
             Command::GoTab(i) => Msg::Tab(Tab::ALL[i.min(Tab::ALL.len() - 1)]),
             Command::NextTab => Msg::NextTab,
@@ -318,6 +327,7 @@ pub const KEYMAP: &[Binding] = &[
     key(ch('f'), "f", Command::Follow, "follow new rows"),
     key(ch('p'), "p", Command::Pause, "pause / resume tails"),
     key(ch('e'), "e", Command::Export, "export page to CSV"),
+    key(ch(':'), ":", Command::Bookmarks, "switch cluster (bookmarks)"),
     key(KeyCode::Enter, "Enter", Command::Open, "open node / daemon"),
     key(KeyCode::Esc, "Esc", Command::Close, "back"),
     on(Tab::Logs, ch('v'), "v", Command::Level, "minimum log level"),
@@ -391,6 +401,16 @@ pub fn map_key(mode: Mode, tab: Tab, ev: KeyEvent) -> Option<Action> {
             KeyCode::Char('n') | KeyCode::Esc => Some(Action::Dismiss),
             KeyCode::Char('q') => Some(Action::Quit),
             KeyCode::Char('c') if ctrl => Some(Action::Quit),
+            _ => None,
+        },
+        Mode::Picker => match ev.code {
+            KeyCode::Enter => Some(Action::InputDone),
+            KeyCode::Esc => Some(Action::InputCancel),
+            KeyCode::Backspace => Some(Action::InputBackspace),
+            KeyCode::Up => Some(Action::PickerMove(-1)),
+            KeyCode::Down => Some(Action::PickerMove(1)),
+            KeyCode::Char('c') if ctrl => Some(Action::InputCancel),
+            KeyCode::Char(c) if !ctrl => Some(Action::InputChar(c)),
             _ => None,
         },
         Mode::Sending => match ev.code {

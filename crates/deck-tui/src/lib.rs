@@ -9,6 +9,7 @@
 //! terminal on every way out.
 
 pub mod app;
+pub mod bookmarks;
 pub mod cli;
 pub mod keys;
 pub mod render;

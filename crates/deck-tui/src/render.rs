@@ -119,6 +119,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, view: &View, status: &[Cell]) {
         Mode::Confirm | Mode::Sending => draw_confirm(frame, app, color),
         Mode::Prompt => draw_prompt(frame, app, color),
         Mode::Result => draw_result(frame, app, color),
+        Mode::Picker => draw_picker(frame, app, color),
         Mode::Normal | Mode::Search => {}
     }
 }
@@ -387,6 +388,7 @@ fn footer(app: &App, tab: Tab, color: bool) -> Paragraph<'static> {
         Mode::Prompt => vec![("Enter", "next"), ("Esc", "cancel")],
         Mode::Sending => vec![("q", "quit")],
         Mode::Result => vec![("Enter/Esc", "close"), ("q", "quit")],
+        Mode::Picker => vec![("Enter", "attach"), ("Up/Down", "choose"), ("Esc", "cancel")],
         Mode::Normal => keys::footer(tab).iter().map(|b| (b.label, b.help)).collect(),
     };
     for (k, h) in pairs {
@@ -585,6 +587,38 @@ fn draw_result(frame: &mut Frame<'_>, app: &App, color: bool) {
         .borders(Borders::ALL)
         .border_style(style(if ok { Style::Ok } else { Style::Err }, color))
         .title(" result ");
+    frame.render_widget(Clear, rect);
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
+}
+
+fn draw_picker(frame: &mut Frame<'_>, app: &App, color: bool) {
+    let Some((picker, items)) = &app.picker else { return };
+    let shown = picker.filtered(items);
+    let selected = picker.selected_index(items);
+    let room = usize::from(frame.area().height.saturating_sub(5)).max(1);
+    // Keep the highlighted row in view.
+    let first = selected.map_or(0, |s| s.saturating_sub(room.saturating_sub(1)));
+    let mut lines = vec![Line::from(vec![
+        Span::raw("cluster: "),
+        Span::styled(format!("{}█", picker.query), style(Style::Warn, color)),
+    ])];
+    if shown.is_empty() {
+        lines.push(Line::styled("no bookmark matches", style(Style::Dim, color)));
+    }
+    for (i, b) in shown.iter().enumerate().skip(first).take(room) {
+        let text = format!("{:<16} {}", deck_model::text::clean(&b.name, 32), b.address);
+        let s = if Some(i) == selected {
+            TuiStyle::default().add_modifier(Modifier::REVERSED)
+        } else {
+            TuiStyle::default()
+        };
+        lines.push(Line::styled(text, s));
+    }
+    let rect = centered(frame.area(), 64, u16::try_from(lines.len() + 2).unwrap_or(u16::MAX));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(style(Style::Accent, color))
+        .title(" switch cluster (Enter attach, Esc cancel) ");
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(lines).block(block), rect);
 }

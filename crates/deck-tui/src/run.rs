@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
 
 use crate::app::{App, Effect, Settings, Target};
-use crate::cli::{Cli, CliCommand};
+use crate::bookmarks::{self, Bookmark, Bookmarks};
+use crate::cli::{BookmarkCommand, Cli, CliCommand};
 use crate::keys::{self, AdminVerb};
 use crate::render;
 use crate::term::{self, Tui};
@@ -34,53 +35,130 @@ const FRAME: Duration = Duration::from_millis(33);
 /// frames a second.
 const DATA_FRAME: Duration = Duration::from_millis(500);
 
+/// Where the deck looks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// One node of its own, in-process.
+    Embedded,
+    /// The 9-node demo cluster, in-process.
+    Demo,
+    /// A running cluster, through the node at `addr`.
+    Attach {
+        /// `host:port` of a node of the cluster.
+        addr: String,
+        /// The cluster key file.
+        cluster_key: PathBuf,
+        /// How long to wait to hear from the cluster.
+        timeout: Duration,
+    },
+}
+
 /// What the deck is attached to.
 enum Session {
     Demo(Box<mesh_demo::Demo>),
-    Embedded { deck: Option<DeckClient>, node: MeshNode },
+    /// A node of the deck's own (embedded, or attached to a cluster).
+    Node {
+        deck: Option<DeckClient>,
+        node: MeshNode,
+        attached: bool,
+    },
+}
+
+/// Starts a light operator node that joins the cluster through `addr`, and
+/// waits up to `timeout` for a node of the cluster to answer.
+pub async fn attach_node(
+    addr: &str,
+    cluster_key: &Path,
+    timeout: Duration,
+) -> anyhow::Result<MeshNode> {
+    let key = ClusterKey::load(cluster_key).context("loading the cluster key")?;
+    let target = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("resolving {addr:?} (expected host:port)"))?
+        .next()
+        .ok_or_else(|| anyhow!("{addr:?} resolves to no address"))?;
+    let (bind, timing) = if target.ip().is_loopback() {
+        (std::net::SocketAddr::from(([127, 0, 0, 1], 0)), mesh::TimingProfile::loopback())
+    } else if target.is_ipv4() {
+        (std::net::SocketAddr::from(([0, 0, 0, 0], 0)), mesh::TimingProfile::lan())
+    } else {
+        (std::net::SocketAddr::from(([0u16; 8], 0)), mesh::TimingProfile::lan())
+    };
+    let config =
+        MeshConfig::new(key).bind(bind).seed(target.to_string()).timing(timing).operator_node();
+    let node = MeshNode::start(config).await.context("starting the deck's node")?;
+    let joined = tokio::time::timeout(timeout, async {
+        loop {
+            if node.peers().iter().any(|p| !p.is_operator() && p.health.is_healthy()) {
+                return;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    if joined.is_err() {
+        node.shutdown().await;
+        bail!(
+            "no answer from {addr} within {:.1} s: is a node listening there, and is {} its cluster key?",
+            timeout.as_secs_f64(),
+            cluster_key.display()
+        );
+    }
+    Ok(node)
 }
 
 impl Session {
     async fn start(
-        demo: bool,
+        place: &Place,
         operator: OperatorIdentity,
         deadline: Instant,
     ) -> anyhow::Result<Session> {
-        if demo {
-            let config = mesh_demo::DemoConfig { operator: Some(operator), ..Default::default() };
-            let spawned = timeout_at(deadline, mesh_demo::spawn(config))
-                .await
-                .map_err(|_| anyhow!("the demo cluster did not come up within 30 s"))?
-                .context("starting the demo cluster")?;
-            return Ok(Session::Demo(Box::new(spawned)));
-        }
-        let key = ClusterKey::generate().context("generating a cluster key")?;
-        let node = MeshNode::start(MeshConfig::new(key)).await.context("starting the node")?;
+        let (node, attached) = match place {
+            Place::Demo => {
+                let config =
+                    mesh_demo::DemoConfig { operator: Some(operator), ..Default::default() };
+                let spawned = timeout_at(deadline, mesh_demo::spawn(config))
+                    .await
+                    .map_err(|_| anyhow!("the demo cluster did not come up within 30 s"))?
+                    .context("starting the demo cluster")?;
+                return Ok(Session::Demo(Box::new(spawned)));
+            }
+            Place::Embedded => {
+                let key = ClusterKey::generate().context("generating a cluster key")?;
+                let node =
+                    MeshNode::start(MeshConfig::new(key)).await.context("starting the node")?;
+                (node, false)
+            }
+            Place::Attach { addr, cluster_key, timeout } => {
+                (attach_node(addr, cluster_key, *timeout).await?, true)
+            }
+        };
         let deck = DeckClient::from_node(&node, operator).context("attaching the deck")?;
-        Ok(Session::Embedded { deck: Some(deck), node })
+        Ok(Session::Node { deck: Some(deck), node, attached })
     }
 
     fn deck(&self) -> &DeckClient {
         match self {
             Session::Demo(demo) => demo.deck(),
-            Session::Embedded { deck, .. } => {
+            Session::Node { deck, .. } => {
                 deck.as_ref().unwrap_or_else(|| unreachable!("taken only by shutdown"))
             }
         }
     }
 
-    /// Nodes the deck should see before the state is worth printing.
-    fn expected_nodes(&self) -> usize {
+    /// What `--once` waits for before printing.
+    fn readiness(&self) -> Ready {
         match self {
-            Session::Demo(demo) => demo.nodes().count(),
-            Session::Embedded { .. } => 1,
+            Session::Demo(demo) => Ready::Nodes(demo.nodes().count()),
+            Session::Node { attached: false, .. } => Ready::Nodes(1),
+            Session::Node { attached: true, .. } => Ready::Settled,
         }
     }
 
     async fn shutdown(self) {
         match self {
             Session::Demo(mut demo) => demo.shutdown().await,
-            Session::Embedded { mut deck, node } => {
+            Session::Node { mut deck, node, .. } => {
                 drop(deck.take());
                 node.shutdown().await;
             }
@@ -148,10 +226,116 @@ fn init_logging(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bookmarks file, or an error saying why there is none.
+fn bookmarks_path() -> anyhow::Result<PathBuf> {
+    bookmarks::default_path_from_env()
+        .ok_or_else(|| anyhow!("no config directory: set XDG_CONFIG_HOME or HOME"))
+}
+
+/// Loads the bookmarks; a corrupt file is moved aside and reported on stderr.
+fn load_bookmarks() -> anyhow::Result<(Bookmarks, Option<String>)> {
+    let outcome = Bookmarks::load(&bookmarks_path()?)?;
+    let notice = outcome.notice();
+    Ok((outcome.into_bookmarks(), notice))
+}
+
+fn bookmark_command(action: &BookmarkCommand) -> anyhow::Result<String> {
+    let (mut marks, notice) = load_bookmarks()?;
+    let mut out = notice.map(|n| format!("warning: {n}\n")).unwrap_or_default();
+    match action {
+        BookmarkCommand::Add { name, address, cluster_key, operator_key } => {
+            let bookmark = Bookmark {
+                name: name.clone(),
+                address: address.clone(),
+                cluster_key: absolute(cluster_key),
+                operator_key: operator_key.as_deref().map(absolute),
+            };
+            bookmark.validate().map_err(|e| anyhow!("bookmark {name:?}: {e}"))?;
+            marks.upsert(bookmark);
+            marks.save()?;
+            out.push_str(&format!("saved {name:?} in {}", marks.path.display()));
+        }
+        BookmarkCommand::List => {
+            if marks.items.is_empty() {
+                out.push_str(&format!("no bookmarks in {}", marks.path.display()));
+            }
+            for b in &marks.items {
+                out.push_str(&format!(
+                    "{:<16} {:<24} key {}{}\n",
+                    b.name,
+                    b.address,
+                    b.cluster_key.display(),
+                    b.operator_key
+                        .as_ref()
+                        .map(|k| format!("  operator {}", k.display()))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        BookmarkCommand::Rm { name } => {
+            if !marks.remove(name) {
+                bail!("no bookmark named {name:?} in {}", marks.path.display());
+            }
+            marks.save()?;
+            out.push_str(&format!("removed {name:?}"));
+        }
+    }
+    Ok(out.trim_end().to_owned())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Where the command line points the deck, the operator key it names, and a
+/// notice for the operator (a bookmarks file moved aside).
+fn place(cli: &Cli) -> anyhow::Result<(Place, Option<PathBuf>, Option<String>)> {
+    if let Some(name) = &cli.bookmark {
+        let (marks, notice) = load_bookmarks()?;
+        if let Some(n) = &notice {
+            tracing::warn!("{n}");
+        }
+        let b = marks
+            .find(name)
+            .ok_or_else(|| anyhow!("no bookmark named {name:?} in {}", marks.path.display()))?;
+        let key = cli.operator_key.clone().or_else(|| b.operator_key.clone());
+        let place = Place::Attach {
+            addr: b.address.clone(),
+            cluster_key: b.cluster_key.clone(),
+            timeout: Duration::from_secs(cli.attach_timeout),
+        };
+        return Ok((place, key, notice));
+    }
+    let place = match (&cli.attach, &cli.cluster_key) {
+        (Some(addr), Some(key)) => Place::Attach {
+            addr: addr.clone(),
+            cluster_key: key.clone(),
+            timeout: Duration::from_secs(cli.attach_timeout),
+        },
+        (Some(_), None) => bail!("--attach needs --cluster-key"),
+        _ if cli.demo => Place::Demo,
+        _ => Place::Embedded,
+    };
+    Ok((place, cli.operator_key.clone(), None))
+}
+
+fn hint(place: &Place) -> Option<String> {
+    match place {
+        Place::Embedded => Some(
+            "one embedded node; `deck --demo` boots the 9-node demo, `deck --attach` joins a cluster"
+                .to_owned(),
+        ),
+        Place::Demo => None,
+        Place::Attach { addr, .. } => Some(format!("attached via {addr}; : switches cluster")),
+    }
+}
+
 /// Runs the deck and returns what to print when it is done.
 pub fn main(cli: Cli) -> anyhow::Result<Output> {
-    if let Some(CliCommand::Keygen { path }) = &cli.command {
-        return keygen(path).map(Output::Text);
+    match &cli.command {
+        Some(CliCommand::Keygen { path }) => return keygen(path).map(Output::Text),
+        Some(CliCommand::Bookmark { action }) => return bookmark_command(action).map(Output::Text),
+        None => {}
     }
     if cli.once && !cli.json {
         bail!("--once needs --json (the only headless format so far)");
@@ -159,54 +343,121 @@ pub fn main(cli: Cli) -> anyhow::Result<Output> {
     if let Some(path) = &cli.log_file {
         init_logging(path)?;
     }
-    let operator = operator_identity(cli.operator_key.as_deref())?;
-    tracing::info!(operator = %operator.operator_id(), demo = cli.demo, "deck starting");
+    let (mut place, key, mut notice) = place(&cli)?;
+    let mut operator = operator_identity(key.as_deref())?;
+    tracing::info!(operator = %operator.operator_id(), ?place, "deck starting");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let settings = Settings {
-        color: cli.color(std::env::var_os("NO_COLOR").as_deref()),
-        hint: (!cli.demo)
-            .then(|| "one embedded node; `deck --demo` boots the 9-node demo".to_owned()),
-    };
+    let color = cli.color(std::env::var_os("NO_COLOR").as_deref());
     runtime.block_on(async move {
-        let deadline = Instant::now() + ONCE_DEADLINE;
-        let session = Session::start(cli.demo, operator, deadline).await?;
-        let result = if cli.once {
-            once(session.deck(), session.expected_nodes(), deadline).await.map(Output::Json)
-        } else {
-            ui(session.deck(), settings).await.map(|()| Output::Nothing)
-        };
-        session.shutdown().await;
+        if cli.once {
+            let deadline = Instant::now() + ONCE_DEADLINE;
+            let session = Session::start(&place, operator, deadline).await?;
+            let result = once(session.deck(), session.readiness(), deadline).await;
+            session.shutdown().await;
+            return result.map(Output::Json);
+        }
+        let mut screen = Screen::take()?;
+        loop {
+            let deadline = Instant::now() + ONCE_DEADLINE;
+            let session = Session::start(&place, operator.clone(), deadline).await?;
+            let settings = Settings { color, hint: notice.take().or_else(|| hint(&place)) };
+            let exit = ui(&mut screen, session.deck(), settings).await;
+            session.shutdown().await;
+            match exit? {
+                Exit::Quit => break,
+                Exit::Switch(b) => {
+                    tracing::info!(bookmark = %b.name, "switching cluster");
+                    if let Some(key) = &b.operator_key {
+                        operator = operator_identity(Some(key))?;
+                    }
+                    place = Place::Attach {
+                        addr: b.address,
+                        cluster_key: b.cluster_key,
+                        timeout: Duration::from_secs(cli.attach_timeout),
+                    };
+                }
+            }
+        }
+        drop(screen);
         tracing::info!("deck stopped");
-        result
+        Ok(Output::Nothing)
     })
 }
 
-fn ready(data: &DeckData, nodes: usize) -> bool {
-    let all_peers = data.snapshot.peers.len() + 1 >= nodes;
-    all_peers && (nodes <= 1 || (!data.logs.is_empty() && !data.calls.is_empty()))
+/// What `--once` waits for.
+#[derive(Clone, Copy, Debug)]
+enum Ready {
+    /// This many nodes (this one included), and some logs and calls if more than one.
+    Nodes(usize),
+    /// Attached: every cluster node healthy and read once, and the membership
+    /// unchanged for [`SETTLE`] (news of a member that joined elsewhere takes up
+    /// to a gossip interval per hop).
+    Settled,
 }
 
-/// Waits until the deck sees every node and some logs and calls, then returns the
-/// state as JSON.
+fn cluster_nodes(data: &DeckData) -> Vec<mesh::NodeId> {
+    data.snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id).collect()
+}
+
+/// How long an attached `--once` waits for the membership to stop changing.
+pub const SETTLE: Duration = Duration::from_millis(2_500);
+
+fn ready(
+    data: &DeckData,
+    want: Ready,
+    last_members: &mut Option<(Vec<mesh::NodeId>, Instant)>,
+) -> bool {
+    match want {
+        Ready::Nodes(nodes) => {
+            let all_peers = data.snapshot.peers.len() + 1 >= nodes;
+            all_peers && (nodes <= 1 || (!data.logs.is_empty() && !data.calls.is_empty()))
+        }
+        Ready::Settled => {
+            let members = cluster_nodes(data);
+            let healthy = data
+                .snapshot
+                .peers
+                .iter()
+                .filter(|p| !p.info.is_operator())
+                .all(|p| p.info.health.is_healthy());
+            let read =
+                members.iter().all(|n| data.streams.get(n).is_some_and(|s| s.last_ok_ms.is_some()));
+            let now = Instant::now();
+            let since = match last_members {
+                Some((m, since)) if *m == members => *since,
+                _ => {
+                    *last_members = Some((members.clone(), now));
+                    now
+                }
+            };
+            !members.is_empty() && healthy && read && now.duration_since(since) >= SETTLE
+        }
+    }
+}
+
+/// Waits until the deck sees the cluster (see [`Ready`]), then returns the state
+/// as JSON.
 async fn once(
     deck: &dyn DeckSource,
-    nodes: usize,
+    want: Ready,
     deadline: Instant,
 ) -> anyhow::Result<serde_json::Value> {
+    let mut last_members = None;
     loop {
         let _ = timeout_at(deadline, deck.refresh()).await;
-        if ready(&deck.data(), nodes) {
+        if ready(&deck.data(), want, &mut last_members) {
             return Ok(headless::snapshot_json(deck));
         }
         if Instant::now() >= deadline {
             let data = deck.data();
             bail!(
-                "the cluster did not come up within {} s: {} of {nodes} nodes seen, {} log lines, {} calls",
+                "the cluster did not settle within {} s: {} nodes seen ({} healthy), {} log lines, {} calls",
                 ONCE_DEADLINE.as_secs(),
                 data.snapshot.peers.len() + 1,
+                data.snapshot.peers.iter().filter(|p| p.info.health.is_healthy()).count() + 1,
                 data.logs.len(),
                 data.calls.len()
             );
@@ -262,14 +513,41 @@ async fn in_flight<T>(slot: &mut Pending<'_, T>) -> T {
 
 /// The event loop. Refreshes and commits run beside input handling (never
 /// awaited inline), so keys keep working while a node is slow to answer.
-async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
-    let mut guard = term::Guard::enter().context("taking the terminal")?;
+/// The terminal and its input, taken once for the whole run (sessions come and
+/// go when the operator switches cluster).
+struct Screen {
+    guard: term::Guard,
+    input: mpsc::Receiver<Event>,
+}
+
+impl Screen {
+    fn take() -> anyhow::Result<Screen> {
+        let guard = term::Guard::enter().context("taking the terminal")?;
+        let (tx, input) = mpsc::channel(64);
+        std::thread::Builder::new()
+            .name("deck-input".into())
+            .spawn(move || read_input(tx))
+            .context("starting the input reader")?;
+        Ok(Screen { guard, input })
+    }
+}
+
+/// How a UI session ended.
+enum Exit {
+    Quit,
+    /// The operator picked another cluster.
+    Switch(Bookmark),
+}
+
+/// The event loop. Refreshes and commits run beside input handling (never
+/// awaited inline), so keys keep working while a node is slow to answer.
+async fn ui(
+    screen: &mut Screen,
+    source: &dyn DeckSource,
+    settings: Settings,
+) -> anyhow::Result<Exit> {
+    let Screen { guard, input: rx } = screen;
     let mut app = App::new(settings);
-    let (tx, mut rx) = mpsc::channel(64);
-    std::thread::Builder::new()
-        .name("deck-input".into())
-        .spawn(move || read_input(tx))
-        .context("starting the input reader")?;
     let mut changes = source.changes();
     let mut snapshots = source.snapshot_changes();
     let (mut changes_open, mut snapshots_open) = (true, true);
@@ -369,8 +647,10 @@ async fn ui(source: &dyn DeckSource, settings: Settings) -> anyhow::Result<()> {
             _ = stop => break,
         }
     }
-    drop(guard);
-    Ok(())
+    Ok(match app.switch_to.take() {
+        Some(b) => Exit::Switch(b),
+        None => Exit::Quit,
+    })
 }
 
 /// Prepares the pending action for `verb` on `target`.
@@ -428,6 +708,17 @@ fn run_effect<'a>(
             tracing::info!(command = ?pending.command, targets = pending.targets.len(), "sending");
             return Some(Box::pin(async move { admin.confirm(&pending).await }));
         }
+        Effect::OpenPicker => match load_bookmarks() {
+            Ok((marks, notice)) => {
+                if let Some(n) = notice {
+                    app.toast(deck_model::Cell::new(n).styled(deck_model::Style::Warn));
+                }
+                app.open_picker(marks.items);
+            }
+            Err(e) => app.toast(
+                deck_model::Cell::new(format!("bookmarks: {e:#}")).styled(deck_model::Style::Err),
+            ),
+        },
         Effect::Export => {
             let tab = app.state.tab().title().to_ascii_lowercase().replace('.', "");
             let path = format!("deck-{tab}-{}.csv", mesh_auth::unix_now_ms());

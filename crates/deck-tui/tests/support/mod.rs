@@ -1,0 +1,3 @@
+//! Helpers shared by the deck's process-level tests.
+
+pub(crate) mod meshd;
