@@ -21,6 +21,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("rpc", "32-byte echo latency and throughput vs a plain UDP floor (mesh-rpc)"),
     ("deck", "deck views from a 100-node, 2,000-daemon, 100k-line, 10k-blob state (deck-model)"),
     ("demo", "demo spawn-to-converged, idle CPU and RSS over 30 s (mesh-demo)"),
+    ("attach", "deck attached to 9 meshd processes: first frame, change visible, idle bytes/s"),
     ("tui", "frame build+draw at 200x50; `deck --demo` idle CPU and RSS in a tmux pane (deck-tui)"),
     ("blobs", "blob store put/get vs plain blake3, disk log vs plain file write (mesh-blobs)"),
 ];
@@ -47,6 +48,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "rpc" => figures.extend(figure_lines(&["-p", "mesh-rpc", "--bench", "rpc_echo"])?),
             "deck" => figures.extend(figure_lines(&["-p", "deck-model", "--bench", "views"])?),
             "demo" => figures.extend(figure_lines(&["-p", "mesh-demo", "--bench", "idle"])?),
+            "attach" => {
+                sh(cargo().args(["build", "--locked", "--release", "-p", "meshd"]))?;
+                figures.extend(figure_lines(&["-p", "deck-tui", "--bench", "attach"])?);
+            }
             "tui" => {
                 figures.extend(figure_lines(&["-p", "deck-tui", "--bench", "frame"])?);
                 figures.extend(deck_idle()?);

@@ -78,16 +78,22 @@ impl BlobSource for MeshBlobAdapter {
     }
 
     fn read(&self) -> (FortStats, Vec<BlobEntry>) {
-        let inventory = self.list();
-        let name: Arc<str> = inventory.adapter.as_str().into();
-        let m = &inventory.metrics;
-        let mut fort = stats(name.clone(), inventory.node, &m.store);
-        fort.fetches = m.fetches;
-        fort.fetch_failures = m.fetch_failures;
-        fort.integrity_failures += m.integrity_failures;
-        fort.serves = m.serves;
-        (fort, entries(&name, inventory.node, inventory.entries))
+        from_inventory(self.list())
     }
+}
+
+/// An adapter's inventory (local, or read from another node) as the deck shows it.
+pub(crate) fn from_inventory(
+    inventory: mesh_blobs::AdapterInventory,
+) -> (FortStats, Vec<BlobEntry>) {
+    let name: Arc<str> = inventory.adapter.as_str().into();
+    let m = &inventory.metrics;
+    let mut fort = stats(name.clone(), inventory.node, &m.store);
+    fort.fetches = m.fetches;
+    fort.fetch_failures = m.fetch_failures;
+    fort.integrity_failures += m.integrity_failures;
+    fort.serves = m.serves;
+    (fort, entries(&name, inventory.node, inventory.entries))
 }
 
 /// A plain store shown as an adapter (no mesh traffic figures).

@@ -7,7 +7,7 @@
 //! entries out on refresh with [`CallTail::since`].
 
 use mesh::NodeId;
-use mesh_rpc::node_services::{AUDIT_SINCE, FAILURES_SINCE, LOGS_SINCE};
+use mesh_rpc::node_services::{AUDIT_SINCE, FAILURES_SINCE, LOGS_SINCE, STREAMS_SINCE};
 use mesh_rpc::{CallRecord, RpcObserver};
 use parking_lot::Mutex;
 
@@ -69,7 +69,10 @@ impl CallTail {
 impl RpcObserver for CallTail {
     fn on_call(&self, record: &CallRecord) {
         if self.hide_polling_by == Some(record.caller)
-            && matches!(&*record.service, LOGS_SINCE | AUDIT_SINCE | FAILURES_SINCE)
+            && matches!(
+                &*record.service,
+                LOGS_SINCE | AUDIT_SINCE | FAILURES_SINCE | STREAMS_SINCE | mesh_blobs::wire::LIST
+            )
         {
             return;
         }

@@ -42,6 +42,10 @@ pub struct DeckConfig {
     pub stall_after: Duration,
     /// Window over which NRPC computes rates.
     pub rate_window: Duration,
+    /// Read every node's blob inventories over the mesh (`blobs.list`) this
+    /// often, for a deck that holds no adapters of its own (an attached deck);
+    /// `None` shows only the adapters given to the deck.
+    pub remote_blobs: Option<Duration>,
 }
 
 impl Default for DeckConfig {
@@ -59,6 +63,7 @@ impl Default for DeckConfig {
             hide_own_polling: true,
             stall_after: Duration::from_secs(5),
             rate_window: Duration::from_secs(10),
+            remote_blobs: None,
         }
     }
 }

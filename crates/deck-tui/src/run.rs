@@ -133,7 +133,13 @@ impl Session {
                 (attach_node(addr, cluster_key, *timeout).await?, true)
             }
         };
-        let deck = DeckClient::from_node(&node, operator).context("attaching the deck")?;
+        // An attached deck holds no adapters: it reads every node's inventory.
+        let config = deck_model::DeckConfig {
+            remote_blobs: attached.then_some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        let deck = DeckClient::from_node_with_config(&node, operator, config)
+            .context("attaching the deck")?;
         Ok(Session::Node { deck: Some(deck), node, attached })
     }
 

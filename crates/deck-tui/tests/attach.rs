@@ -17,6 +17,17 @@ fn deck() -> Command {
 #[test]
 fn deck_attach_once_json_sees_every_process_and_itself_as_a_deck() {
     let fx = Fixture::new(meshd_bin());
+    // A blob stored on node 1 before it starts shows in the attached deck's BLOBS.
+    let file = fx.dir.path().join("hello.txt");
+    std::fs::write(&file, b"hello from node 1").unwrap();
+    let stored = Command::new(&fx.meshd)
+        .arg("put-blob")
+        .arg("--data-dir")
+        .arg(fx.dir.path().join("node-1"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(stored.status.success(), "{}", String::from_utf8_lossy(&stored.stderr));
     let nodes = fx.cluster(5);
     let out = deck()
         .args(["--attach", &nodes[2].addr.to_string(), "--once", "--json"])
@@ -33,6 +44,12 @@ fn deck_attach_once_json_sees_every_process_and_itself_as_a_deck() {
     assert_eq!(summary["nodes_healthy"], 5, "{summary}");
     assert_eq!(summary["operator_nodes"], 1, "{summary}");
     assert_eq!(summary["unread_nodes"], 0, "{summary}");
+    let blobs = &json["tabs"]["BLOBS"];
+    let rows = blobs["rows"].as_array().expect("BLOBS rows");
+    assert!(
+        rows.iter().any(|r| r["cells"][0] == "disk" && r["cells"][3] == "17 B"),
+        "the blob stored on node 1 is listed: {blobs}"
+    );
 
     // A wrong cluster key is a clear error, not a hang.
     let other = fx.dir.path().join("other.key");

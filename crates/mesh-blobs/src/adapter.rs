@@ -52,7 +52,7 @@ use crate::store::{BlobStore, CHUNK_SIZE, InventoryEntry, Metrics};
 use crate::{BlobError, DEFAULT_MAX_BLOB_SIZE, Hash};
 use serve::{NodeServices, ServeCache};
 
-pub use fetch::MAX_REMOTE_LIST_ENTRIES;
+pub use fetch::{MAX_REMOTE_LIST_ENTRIES, list_remote};
 
 /// Longest adapter name, in bytes.
 pub const MAX_ADAPTER_NAME: usize = 64;

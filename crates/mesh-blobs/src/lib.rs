@@ -58,7 +58,7 @@ mod suite;
 
 pub use adapter::{
     AdapterConfig, AdapterInventory, AdapterMetrics, Fetched, MAX_ADAPTER_NAME,
-    MAX_REMOTE_LIST_ENTRIES, MeshBlobAdapter, wire,
+    MAX_REMOTE_LIST_ENTRIES, MeshBlobAdapter, list_remote, wire,
 };
 pub use config::{
     DEFAULT_MAX_BLOB_SIZE, DEFAULT_SEGMENT_SIZE, DiskConfig, FsyncPolicy, MAX_BLOB_SIZE_LIMIT,

@@ -65,6 +65,33 @@ struct NodeCursor {
 pub(crate) struct PollState {
     nodes: HashMap<NodeId, NodeCursor>,
     calls_next: u64,
+    /// Blob inventories read from each node (with `DeckConfig::remote_blobs`).
+    remote_blobs: HashMap<NodeId, Vec<mesh_blobs::AdapterInventory>>,
+    remote_blobs_at: Option<std::time::Instant>,
+}
+
+/// Reads every listed node's blob inventories (in parallel); a node that does not
+/// answer keeps its last inventory.
+async fn read_remote_blobs(client: &DeckClient, poll: &mut PollState, nodes: Vec<NodeId>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let options =
+        mesh_rpc::CallOptions::default().deadline(client.config.poll_deadline).idempotent(true);
+    for node in nodes.iter().copied() {
+        let rpc = client.rpc.clone();
+        let options = options.clone();
+        tasks
+            .spawn(async move { (node, mesh_blobs::list_remote(&rpc, node, options, 4096).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((node, Ok(inventories))) => {
+                poll.remote_blobs.insert(node, inventories);
+            }
+            Ok((node, Err(e))) => tracing::debug!(%node, error = %e, "blob inventory not read"),
+            Err(e) => tracing::error!(error = %e, "blob inventory task failed"),
+        }
+    }
+    poll.remote_blobs.retain(|n, _| nodes.contains(n));
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -369,6 +396,32 @@ pub(crate) async fn refresh(client: &DeckClient) -> RefreshReport {
         let (fort, entries) = source.read();
         forts.push(fort);
         blobs.extend(entries);
+    }
+    if let Some(every) = client.config.remote_blobs {
+        let due = poll.remote_blobs_at.is_none_or(|t| t.elapsed() >= every);
+        if due {
+            poll.remote_blobs_at = Some(std::time::Instant::now());
+            let nodes: Vec<NodeId> = std::iter::once(&snapshot.this_node)
+                .filter(|n| !n.is_operator())
+                .map(|n| n.node_id)
+                .chain(
+                    snapshot
+                        .peers
+                        .iter()
+                        .filter(|p| !p.info.is_operator() && !p.info.health.is_unreachable())
+                        .map(|p| p.info.node_id),
+                )
+                .collect();
+            read_remote_blobs(client, &mut poll, nodes).await;
+        }
+        for inventories in poll.remote_blobs.values() {
+            for inventory in inventories {
+                let (fort, entries) = crate::blobs::from_inventory(inventory.clone());
+                forts.push(fort);
+                blobs.extend(entries);
+            }
+        }
+        forts.sort_by(|a, b| (a.node, &a.adapter).cmp(&(b.node, &b.adapter)));
     }
 
     let now = mesh_auth::unix_now_ms();

@@ -221,52 +221,63 @@ impl AdapterInner {
         &self,
         node: NodeId,
     ) -> Result<Vec<AdapterInventory>, BlobError> {
-        let options = self.call_options();
-        let broke = |detail: String| BlobError::PeerProtocol { node, detail };
-        let mut merged: Vec<AdapterInventory> = Vec::new();
-        let mut entries = 0usize;
-        let mut after: Option<ListCursor> = None;
-        loop {
-            let request =
-                ListRequest { adapter: None, after: after.clone(), limit: self.config.list_page };
-            let page: ListPage =
-                self.rpc
-                    .call(node, wire::LIST, &request, options.clone())
-                    .await
-                    .map_err(|source| BlobError::Rpc { node, service: wire::LIST, source })?;
-            let page_entries: usize = page.adapters.iter().map(|a| a.entries.len()).sum();
-            entries = entries.saturating_add(page_entries);
-            if entries > MAX_REMOTE_LIST_ENTRIES {
-                return Err(broke(format!("listed more than {MAX_REMOTE_LIST_ENTRIES} blobs")));
-            }
-            for mut inventory in page.adapters {
-                // The node is the one called, whatever the page says.
-                inventory.node = node;
-                match merged.last_mut() {
-                    Some(last) if last.adapter == inventory.adapter => {
-                        last.entries.append(&mut inventory.entries);
-                        last.metrics = inventory.metrics;
-                    }
-                    Some(last) if last.adapter > inventory.adapter => {
-                        return Err(broke("listed adapters out of name order".into()));
-                    }
-                    _ => merged.push(inventory),
+        list_remote(&self.rpc, node, self.call_options(), self.config.list_page).await
+    }
+}
+
+/// The inventories of every adapter on `node` (sorted by adapter name), read with
+/// `blobs.list` pages of `page` entries; a peer that breaks the protocol (too
+/// many entries, pages out of order or not moving forward) is an error. What
+/// [`super::MeshBlobAdapter::remote_list`] does, for callers without an adapter
+/// of their own (an attached deck).
+pub async fn list_remote(
+    rpc: &Rpc,
+    node: NodeId,
+    options: CallOptions,
+    page: u32,
+) -> Result<Vec<AdapterInventory>, BlobError> {
+    let broke = |detail: String| BlobError::PeerProtocol { node, detail };
+    let mut merged: Vec<AdapterInventory> = Vec::new();
+    let mut entries = 0usize;
+    let mut after: Option<ListCursor> = None;
+    loop {
+        let request = ListRequest { adapter: None, after: after.clone(), limit: page };
+        let page: ListPage = rpc
+            .call(node, wire::LIST, &request, options.clone())
+            .await
+            .map_err(|source| BlobError::Rpc { node, service: wire::LIST, source })?;
+        let page_entries: usize = page.adapters.iter().map(|a| a.entries.len()).sum();
+        entries = entries.saturating_add(page_entries);
+        if entries > MAX_REMOTE_LIST_ENTRIES {
+            return Err(broke(format!("listed more than {MAX_REMOTE_LIST_ENTRIES} blobs")));
+        }
+        for mut inventory in page.adapters {
+            // The node is the one called, whatever the page says.
+            inventory.node = node;
+            match merged.last_mut() {
+                Some(last) if last.adapter == inventory.adapter => {
+                    last.entries.append(&mut inventory.entries);
+                    last.metrics = inventory.metrics;
                 }
-            }
-            match page.next {
-                None => break,
-                // A page that is not the last is full, so it holds entries.
-                Some(_) if page_entries == 0 => {
-                    return Err(broke("sent an empty page that is not the last".into()));
+                Some(last) if last.adapter > inventory.adapter => {
+                    return Err(broke("listed adapters out of name order".into()));
                 }
-                Some(next) if after.as_ref().is_some_and(|prev| next <= *prev) => {
-                    return Err(broke("the listing did not move forward".into()));
-                }
-                Some(next) => after = Some(next),
+                _ => merged.push(inventory),
             }
         }
-        Ok(merged)
+        match page.next {
+            None => break,
+            // A page that is not the last is full, so it holds entries.
+            Some(_) if page_entries == 0 => {
+                return Err(broke("sent an empty page that is not the last".into()));
+            }
+            Some(next) if after.as_ref().is_some_and(|prev| next <= *prev) => {
+                return Err(broke("the listing did not move forward".into()));
+            }
+            Some(next) => after = Some(next),
+        }
     }
+    Ok(merged)
 }
 
 /// Which adapters on `node` hold the blob.
