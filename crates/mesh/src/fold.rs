@@ -93,6 +93,31 @@ pub struct NodeSummary {
 }
 
 impl NodeSummary {
+    /// Whether `newer` differs from `self` only in figures that move all the time
+    /// (daemon saturation and dropped-line counters, host resources): such news
+    /// waits for the next periodic snapshot rebuild instead of forcing one.
+    pub fn quiet_change(&self, newer: &NodeSummary) -> bool {
+        let same_daemons = self.daemons.len() == newer.daemons.len()
+            && self.daemons.iter().zip(&newer.daemons).all(|(a, b)| {
+                a.id == b.id
+                    && a.name == b.name
+                    && a.lifecycle == b.lifecycle
+                    && a.health == b.health
+                    && a.restarts == b.restarts
+                    && a.crash_looping == b.crash_looping
+                    && a.started_at_ms == b.started_at_ms
+                    && a.migratable == b.migratable
+            });
+        same_daemons
+            && self.node == newer.node
+            && self.incarnation == newer.incarnation
+            && self.software == newer.software
+            && self.admin == newer.admin
+            && self.migrations == newer.migrations
+    }
+}
+
+impl NodeSummary {
     /// The ordering stamp: later incarnations win, then higher versions.
     pub fn stamp(&self) -> (u64, u64) {
         (self.incarnation, self.version)

@@ -15,7 +15,7 @@ use crate::logs::{FailureRecord, LogEntry, Ring, sanitize};
 use crate::snapshot::{RingStats, SnapshotInput, ThisNode};
 
 /// The state task's tick.
-pub(super) const STATE_TICK: Duration = Duration::from_millis(40);
+pub(super) const STATE_TICK: Duration = Duration::from_millis(50);
 /// Saturation and resource figures alone (they move all the time) are pushed to
 /// peers at most this often; anything else is pushed at once.
 const QUIET_PUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -191,7 +191,9 @@ impl Inner {
         fs.fold.apply(summary.clone());
         fs.applied_at.insert(self.node_id, now);
         drop(fs);
-        self.dirty.store(true, Ordering::Release);
+        if force || significant || resources_changed {
+            self.dirty.store(true, Ordering::Release);
+        }
         Some(summary)
     }
 
@@ -371,9 +373,14 @@ impl Inner {
                         continue;
                     }
                     let node = summary.node;
+                    let quiet = fs.fold.get(node).is_some_and(|old| old.quiet_change(&summary));
                     if fs.fold.apply(summary) {
                         fs.applied_at.insert(node, now);
-                        self.dirty.store(true, Ordering::Release);
+                        // Saturation and resource figures alone wait for the
+                        // periodic rebuild (at most a second).
+                        if !quiet {
+                            self.dirty.store(true, Ordering::Release);
+                        }
                     }
                 }
                 // News from a peer is shown at once unless a rebuild just ran
