@@ -8,7 +8,7 @@ use crate::fmt;
 use crate::state::ViewState;
 use crate::table::{Cell, Style};
 use crate::views::migrations::stalled;
-use crate::views::nrpc::service_figures;
+use crate::views::nrpc::call_rates;
 
 /// Counts and states for the status bar.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -93,10 +93,7 @@ pub fn summarize(data: &DeckData) -> Summary {
         }
         s.crash_looping += usize::from(d.crash_looping);
     }
-    for f in service_figures(data, u64::MAX) {
-        s.calls_per_s += f.rate;
-        s.call_errors += f.recent_errors;
-    }
+    (s.calls_per_s, s.call_errors) = call_rates(data);
     s.error_lines = data.logs.marked();
     s.failures = data.failures.len();
     for m in snap.migrations.iter().filter(|m| !m.phase.is_terminal()) {
