@@ -19,6 +19,8 @@ pub(super) const STATE_TICK: Duration = Duration::from_millis(50);
 /// Saturation and resource figures alone (they move all the time) are pushed to
 /// peers at most this often; anything else is pushed at once.
 const QUIET_PUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Peers sent a fold digest each gossip interval (in turn).
+const DIGEST_FANOUT: usize = 3;
 /// How often host resources are sampled.
 const RESOURCE_INTERVAL: Duration = Duration::from_secs(1);
 /// Log lines and failures carried in each snapshot.
@@ -37,6 +39,7 @@ pub(crate) struct FoldState {
     applied_at: HashMap<NodeId, Instant>,
     snapshot_seq: u64,
     next_digest: Option<Instant>,
+    digest_round: usize,
     next_saturation_push: Option<Instant>,
     next_forced_rebuild: Option<Instant>,
     last_rebuild: Option<Instant>,
@@ -53,6 +56,7 @@ impl FoldState {
             applied_at: HashMap::new(),
             snapshot_seq: 0,
             next_digest: None,
+            digest_round: 0,
             next_saturation_push: None,
             next_forced_rebuild: None,
             last_rebuild: None,
@@ -212,18 +216,26 @@ impl Inner {
                 let _ = handle.send(peer, FOLD_KIND, &bytes).await;
             }
         }
-        let digest_due = {
+        let digest_round = {
             let mut fs = self.fold.lock();
             let due = fs.next_digest.is_none_or(|t| now >= t);
             if due {
                 fs.next_digest = Some(now + self.config.timing.gossip_interval.max(STATE_TICK));
+                fs.digest_round = fs.digest_round.wrapping_add(1);
             }
-            due
+            due.then_some(fs.digest_round)
         };
-        if digest_due {
+        if let Some(round) = digest_round {
             self.forget_dead_summaries(now);
             let bytes = FoldMessage::Digest(self.fold.lock().fold.digest()).encode();
-            for peer in self.live_peers() {
+            // Anti-entropy only (news is pushed as it happens): a few peers per
+            // round, in turn, so every peer is compared within a few rounds
+            // without a digest to every peer every second.
+            let mut peers = self.live_peers();
+            peers.sort_unstable();
+            let n = peers.len();
+            for i in 0..n.min(DIGEST_FANOUT) {
+                let peer = peers[(round * DIGEST_FANOUT + i) % n];
                 let _ = handle.send(peer, FOLD_KIND, &bytes).await;
             }
         }
