@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let started = Instant::now();
     eprintln!("mesh-demo: booting 9 nodes on 127.0.0.1 ...");
