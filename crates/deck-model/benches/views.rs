@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use deck_model::testkit::{self, NOW_MS};
+use deck_model::testkit;
 use deck_model::{DeckData, Msg, Tab, ViewState, summarize, update, views};
 use mesh::LogLevel;
 
@@ -22,19 +22,6 @@ const HEIGHT: usize = 50;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn push_lines(data: &mut DeckData, n: u64, next: &mut u64) {
-    for _ in 0..n {
-        let k = *next;
-        *next += 1;
-        let level =
-            [LogLevel::Info, LogLevel::Debug, LogLevel::Warn, LogLevel::Error][(k % 4) as usize];
-        let mut line =
-            testkit::log(k % 100, k, level, &format!("gpu-{} :: prefill {k} tokens/s", k % 100));
-        line.ts_ms = NOW_MS + k;
-        data.logs.push(line);
-    }
 }
 
 /// Median ms of building the visible view, with `between` run before each frame.
@@ -85,7 +72,7 @@ fn main() {
     for tab in Tab::ALL {
         let mut state = state_on(tab);
         let (first, steady) = if tab == Tab::Logs {
-            time_frames(&mut data, &mut state, |d| push_lines(d, 100, &mut next))
+            time_frames(&mut data, &mut state, |d| testkit::push_logs(d, 100, &mut next))
         } else {
             time_frames(&mut data, &mut state, |_| {})
         };
@@ -106,7 +93,8 @@ fn main() {
         for m in msgs {
             update(&mut state, m);
         }
-        let (first, steady) = time_frames(&mut data, &mut state, |d| push_lines(d, 100, &mut next));
+        let (first, steady) =
+            time_frames(&mut data, &mut state, |d| testkit::push_logs(d, 100, &mut next));
         worst = worst.max(steady);
         println!("view_build LOGS {name:<13} first {first:7.3} ms  median {steady:7.3} ms");
     }

@@ -52,13 +52,7 @@ impl PendingAction {
         let targets = match command.node() {
             Some(node) => vec![node],
             // Every node of the cluster; attached decks (operator nodes) are not.
-            None => std::iter::once(&snapshot.this_node)
-                .filter(|n| !n.is_operator())
-                .map(|n| n.node_id)
-                .chain(
-                    snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id),
-                )
-                .collect(),
+            None => snapshot.cluster_nodes().collect(),
         };
         PendingAction {
             command,

@@ -253,3 +253,17 @@ pub fn big(nodes: u64, daemons: u64, lines: u64, blobs: u64) -> DeckData {
     }
     data
 }
+
+/// Appends `n` log lines of the benches' steady stream to `data` (levels in
+/// turn, 100 nodes' worth of gpu messages); `next` numbers them across calls.
+pub fn push_logs(data: &mut DeckData, n: u64, next: &mut u64) {
+    for _ in 0..n {
+        let k = *next;
+        *next += 1;
+        let level =
+            [LogLevel::Info, LogLevel::Debug, LogLevel::Warn, LogLevel::Error][(k % 4) as usize];
+        let mut line = log(k % 100, k, level, &format!("gpu-{} :: prefill {k} tokens/s", k % 100));
+        line.ts_ms = NOW_MS + k;
+        data.logs.push(line);
+    }
+}

@@ -14,11 +14,10 @@
 
 use std::time::Instant;
 
-use deck_model::testkit::{self, NOW_MS};
+use deck_model::testkit;
 use deck_model::{DeckData, Msg, Tab, update};
 use deck_tui::app::{App, Settings};
 use deck_tui::{render, run};
-use mesh::LogLevel;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
@@ -30,19 +29,6 @@ const H: u16 = 50;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn push_lines(data: &mut DeckData, n: u64, next: &mut u64) {
-    for _ in 0..n {
-        let k = *next;
-        *next += 1;
-        let level =
-            [LogLevel::Info, LogLevel::Debug, LogLevel::Warn, LogLevel::Error][(k % 4) as usize];
-        let mut line =
-            testkit::log(k % 100, k, level, &format!("gpu-{} :: prefill {k} tokens/s", k % 100));
-        line.ts_ms = NOW_MS + k;
-        data.logs.push(line);
-    }
 }
 
 /// Median frame and median view+status time of `tab` over [`FRAMES`] frames.
@@ -58,7 +44,7 @@ fn measure(data: &mut DeckData, next: &mut u64, tab: Tab) -> (f64, f64) {
     let mut prep = Vec::with_capacity(FRAMES);
     for i in 0..FRAMES {
         if tab == Tab::Logs {
-            push_lines(data, 100, next);
+            testkit::push_logs(data, 100, next);
         }
         let started = Instant::now();
         let (view, status) = run::prepare(data, &mut app, W, H);

@@ -96,6 +96,22 @@ pub struct PromptSpec {
 }
 
 impl AdminVerb {
+    /// Every verb.
+    pub const ALL: [AdminVerb; 12] = [
+        AdminVerb::Cordon,
+        AdminVerb::Uncordon,
+        AdminVerb::Drain,
+        AdminVerb::MaintenanceOn,
+        AdminVerb::MaintenanceOff,
+        AdminVerb::RestartDaemons,
+        AdminVerb::ClearAvoid,
+        AdminVerb::Freeze,
+        AdminVerb::Thaw,
+        AdminVerb::FlushAvoid,
+        AdminVerb::ForceRestart,
+        AdminVerb::KillMigration,
+    ];
+
     /// What the verb acts on.
     pub fn target(self) -> TargetKind {
         match self {
@@ -529,20 +545,7 @@ mod tests {
     #[test]
     fn every_admin_verb_has_a_key_on_the_tab_of_its_target() {
         use AdminVerb::*;
-        for verb in [
-            Cordon,
-            Uncordon,
-            Drain,
-            MaintenanceOn,
-            MaintenanceOff,
-            RestartDaemons,
-            ClearAvoid,
-            Freeze,
-            Thaw,
-            FlushAvoid,
-            ForceRestart,
-            KillMigration,
-        ] {
+        for verb in AdminVerb::ALL {
             let b = KEYMAP
                 .iter()
                 .find(|b| b.command == Command::Admin(verb))

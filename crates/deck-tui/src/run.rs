@@ -404,10 +404,6 @@ enum Ready {
     Settled,
 }
 
-fn cluster_nodes(data: &DeckData) -> Vec<mesh::NodeId> {
-    data.snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id).collect()
-}
-
 /// How long an attached `--once` waits for the membership to stop changing.
 pub const SETTLE: Duration = Duration::from_millis(2_500);
 
@@ -422,7 +418,7 @@ fn ready(
             all_peers && (nodes <= 1 || (!data.logs.is_empty() && !data.calls.is_empty()))
         }
         Ready::Settled => {
-            let members = cluster_nodes(data);
+            let members: Vec<mesh::NodeId> = data.snapshot.cluster_nodes().collect();
             let healthy = data
                 .snapshot
                 .peers

@@ -209,11 +209,7 @@ impl BlastRadius {
 pub fn simulate(snapshot: &MeshSnapshot, command: &AdminCommand) -> BlastRadius {
     let mut radius = BlastRadius::default();
     // Operator nodes (attached decks) are not part of the cluster being commanded.
-    let all_nodes: Vec<NodeId> = std::iter::once(&snapshot.this_node)
-        .filter(|n| !n.is_operator())
-        .map(|n| n.node_id)
-        .chain(snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id))
-        .collect();
+    let all_nodes: Vec<NodeId> = snapshot.cluster_nodes().collect();
     let known = |node: NodeId| all_nodes.contains(&node);
     let daemons_on =
         |node: NodeId| snapshot.daemons.iter().filter(move |d| d.node == node).map(|d| d.id);

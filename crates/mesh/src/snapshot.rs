@@ -143,6 +143,16 @@ pub struct MeshSnapshot {
 }
 
 impl MeshSnapshot {
+    /// The cluster's nodes as this node knows them: itself unless it is an
+    /// operator's node, then every peer that is not (attached decks are not part
+    /// of the cluster being commanded).
+    pub fn cluster_nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        std::iter::once(&self.this_node)
+            .filter(|n| !n.is_operator())
+            .map(|n| n.node_id)
+            .chain(self.peers.iter().filter(|p| !p.info.is_operator()).map(|p| p.info.node_id))
+    }
+
     /// True when the cluster is frozen at the snapshot's time.
     pub fn frozen(&self) -> bool {
         self.frozen_until_ms.is_some_and(|t| t > self.taken_at_ms)
