@@ -1,11 +1,17 @@
 //! Envelope verification cost next to raw ed25519 `verify_strict`, same run.
 //!
-//! `cargo xtask bench auth` turns these into the `verify_envelope_ratio` figures.
+//! Criterion measures verifications per second for each; `cargo xtask bench auth`
+//! reads those back. The ratio figures come from a paired measurement printed
+//! first (`figure:` lines): batches of raw and envelope verifications alternate,
+//! and the figure is the median of the per-pair ratios, so a machine whose speed
+//! drifts between two criterion runs cannot skew the comparison.
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use criterion::{Criterion, black_box, criterion_group};
 use ed25519_dalek::{Signer, SigningKey};
 use mesh_auth::{
     AdminVerifier, CommandClass, EntityKeypair, EnvelopeDraft, OperatorIdentity, OperatorRegistry,
@@ -65,12 +71,7 @@ fn bench(c: &mut Criterion) {
         let message = envs[0].body.signing_bytes();
 
         // Raw floor: `signers` strict verifications of a message of the same length.
-        let keys: Vec<(ed25519_dalek::VerifyingKey, ed25519_dalek::Signature)> = (0..signers)
-            .map(|i| {
-                let sk = SigningKey::from_bytes(&[i as u8 + 1; 32]);
-                (sk.verifying_key(), sk.sign(&message))
-            })
-            .collect();
+        let keys = raw_keys(signers, &message);
         group.bench_function(format!("raw_ed25519_x{signers}"), |b| {
             b.iter(|| {
                 for (vk, sig) in &keys {
@@ -103,5 +104,68 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Raw keys and signatures over `message`, one per signer (the floor).
+fn raw_keys(
+    signers: usize,
+    message: &[u8],
+) -> Vec<(ed25519_dalek::VerifyingKey, ed25519_dalek::Signature)> {
+    (0..signers)
+        .map(|i| {
+            let sk = SigningKey::from_bytes(&[i as u8 + 1; 32]);
+            (sk.verifying_key(), sk.sign(message))
+        })
+        .collect()
+}
+
+/// Median over `PAIRS` of (envelope batch time / raw batch time), the two
+/// batches of each pair run back to back in alternating order.
+fn paired_ratio(signers: usize) -> f64 {
+    const PAIRS: usize = 41;
+    const BATCH: usize = 150;
+    let ops = operators(signers);
+    let envs = envelopes(&ops, PAIRS * BATCH);
+    let message = envs[0].body.signing_bytes();
+    let keys = raw_keys(signers, &message);
+    let v = verifier(&ops, signers);
+    let raw_batch = || {
+        let started = Instant::now();
+        for _ in 0..BATCH {
+            for (vk, sig) in &keys {
+                assert!(vk.verify_strict(black_box(&message), black_box(sig)).is_ok());
+            }
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let mut next = envs.iter();
+    let mut env_batch = || {
+        let started = Instant::now();
+        for env in next.by_ref().take(BATCH) {
+            assert!(v.verify(black_box(env), NOW).is_ok());
+        }
+        started.elapsed().as_secs_f64()
+    };
+    // Warm caches and the nonce table's first growth steps.
+    raw_batch();
+    let mut ratios: Vec<f64> = (0..PAIRS)
+        .map(|i| {
+            if i % 2 == 0 {
+                let raw = raw_batch();
+                env_batch() / raw
+            } else {
+                let env = env_batch();
+                env / raw_batch()
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[PAIRS / 2]
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    println!("figure: verify_envelope_ratio = {:.3} x", paired_ratio(1));
+    println!("figure: verify_envelope_ratio_3_signers = {:.3} x", paired_ratio(3));
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

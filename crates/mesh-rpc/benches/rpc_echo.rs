@@ -1,9 +1,11 @@
 //! RPC echo latency and throughput between two mesh nodes in one process, next to
 //! the floor: plain tokio UDP ping-pong on the same runtime. Release build.
 //!
-//! Prints `figure:` lines (collected by `cargo xtask bench`). Each figure is the
-//! median of three rounds; every round measures the floor and the RPC path back
-//! to back, so ratios compare measurements taken under the same load.
+//! Prints `figure:` lines (collected by `cargo xtask bench`). Latency: 31 pairs of
+//! interleaved batches (1,000 UDP round trips, 1,000 RPC calls, order swapped each
+//! pair); p50s are medians over pairs and the ratio is the median of the per-pair
+//! ratios, so both sides of each ratio see the same machine state. Throughput: the
+//! median of three rounds, each measuring the floor and the RPC path back to back.
 //!
 //! Between the two it also prints (as plain lines, not figures) the mesh floor:
 //! the same echo as raw mesh messages answered by inline handlers, so the cost of
@@ -12,7 +14,8 @@
 //! pair of nodes), to show what batching contributes.
 //!
 //! For profiling, `RPC_ECHO_ONLY=latency` or `RPC_ECHO_ONLY=throughput` runs just
-//! the RPC side of that phase (for about 10 s) and prints no figures.
+//! the RPC side of that phase (for about 10 s) and prints no figures;
+//! `RPC_ECHO_ONLY=udp` and `RPC_ECHO_ONLY=mesh` run the latency floors the same way.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -37,13 +40,11 @@ type Echo = [u8; PAYLOAD];
 const MESH_PING: MessageKind = MessageKind::named("bench/mesh-ping/v1");
 const MESH_PONG: MessageKind = MessageKind::named("bench/mesh-pong/v1");
 
+/// One round of the throughput phase (and the mesh floor, for reference).
 struct Round {
     mesh_p50_us: f64,
     mesh_msgs_per_s: f64,
-    udp_p50_us: f64,
     udp_rt_per_s: f64,
-    rpc_p50_us: f64,
-    rpc_p99_us: f64,
     rpc_calls_per_s: f64,
     unbatched_calls_per_s: f64,
 }
@@ -191,6 +192,75 @@ async fn rpc_latency(client: &Rpc, server: NodeId) -> (f64, f64) {
     (quantile(&samples, 0.5), quantile(&samples, 0.99))
 }
 
+/// Latency figures from interleaved batches: UDP floor and RPC echo alternate
+/// (`PAIRS` batches of `PAIR_SAMPLES` each, order swapped every pair) on one
+/// task, so both see the same machine at nearly the same moment.
+struct Latency {
+    udp_p50_us: f64,
+    rpc_p50_us: f64,
+    rpc_p99_us: f64,
+    /// Median over pairs of (RPC p50 / UDP p50) within the pair.
+    ratio: f64,
+}
+
+const PAIRS: usize = 31;
+const PAIR_SAMPLES: usize = 1_000;
+
+async fn paired_latency(client: Rpc, server: NodeId) -> Latency {
+    let (echo_addr, echo_task) = udp_echo_server().await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket.connect(echo_addr).await.expect("connect");
+    let payload: Echo = [7u8; PAYLOAD];
+    let mut buf = [0u8; 2048];
+    let mut udp_batch = async |samples: &mut Vec<Duration>| {
+        for _ in 0..PAIR_SAMPLES {
+            let started = Instant::now();
+            socket.send(&payload).await.expect("send");
+            socket.recv(&mut buf).await.expect("recv");
+            samples.push(started.elapsed());
+        }
+    };
+    let rpc_batch = async |samples: &mut Vec<Duration>| {
+        for _ in 0..PAIR_SAMPLES {
+            let started = Instant::now();
+            let back: Echo =
+                client.call(server, "echo", &payload, CallOptions::default()).await.expect("echo");
+            samples.push(started.elapsed());
+            assert_eq!(back, payload);
+        }
+    };
+    // Warm-up: sockets, sessions, allocator, the endpoint's tables.
+    udp_batch(&mut Vec::new()).await;
+    rpc_batch(&mut Vec::new()).await;
+    let (mut udp_p50s, mut rpc_p50s, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut all_rpc = Vec::with_capacity(PAIRS * PAIR_SAMPLES);
+    for pair in 0..PAIRS {
+        let (mut udp, mut rpc) = (Vec::new(), Vec::new());
+        if pair % 2 == 0 {
+            udp_batch(&mut udp).await;
+            rpc_batch(&mut rpc).await;
+        } else {
+            rpc_batch(&mut rpc).await;
+            udp_batch(&mut udp).await;
+        }
+        udp.sort();
+        rpc.sort();
+        let (u, r) = (quantile(&udp, 0.5), quantile(&rpc, 0.5));
+        udp_p50s.push(u);
+        rpc_p50s.push(r);
+        ratios.push(r / u);
+        all_rpc.extend(rpc);
+    }
+    echo_task.abort();
+    all_rpc.sort();
+    Latency {
+        udp_p50_us: median(udp_p50s),
+        rpc_p50_us: median(rpc_p50s),
+        rpc_p99_us: quantile(&all_rpc, 0.99),
+        ratio: median(ratios),
+    }
+}
+
 /// Calls per second with 64 calls in flight (64 tasks calling in a loop).
 async fn rpc_throughput(client: &Rpc, server: NodeId) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
@@ -248,26 +318,14 @@ async fn round(
     server_mesh: &MeshHandle,
     unbatched: (&Rpc, NodeId),
 ) -> Round {
-    let udp_p50_us = on_worker(udp_latency()).await;
     let (a, b) = (client.mesh().clone(), server_mesh.clone());
     let (mesh_p50_us, mesh_msgs_per_s) = on_worker(mesh_floor(a, b)).await;
-    let c = client.clone();
-    let (rpc_p50_us, rpc_p99_us) = on_worker(async move { rpc_latency(&c, server).await }).await;
     let udp_rt_per_s = on_worker(udp_throughput()).await;
     let c = client.clone();
     let rpc_calls_per_s = on_worker(async move { rpc_throughput(&c, server).await }).await;
     let (c, to) = (unbatched.0.clone(), unbatched.1);
     let unbatched_calls_per_s = on_worker(async move { rpc_throughput(&c, to).await }).await;
-    Round {
-        unbatched_calls_per_s,
-        mesh_p50_us,
-        mesh_msgs_per_s,
-        udp_p50_us,
-        udp_rt_per_s,
-        rpc_p50_us,
-        rpc_p99_us,
-        rpc_calls_per_s,
-    }
+    Round { unbatched_calls_per_s, mesh_p50_us, mesh_msgs_per_s, udp_rt_per_s, rpc_calls_per_s }
 }
 
 fn main() {
@@ -286,6 +344,19 @@ fn main() {
             while started.elapsed() < Duration::from_secs(10) {
                 let c = client.clone();
                 match phase.as_str() {
+                    "udp" => println!("udp p50 {:.1} us", on_worker(udp_latency()).await),
+                    "mesh" => {
+                        let (a, b) = (client.mesh().clone(), server_rpc.mesh().clone());
+                        let (p50, _) = on_worker(mesh_floor(a, b)).await;
+                        println!("mesh p50 {p50:.1} us");
+                    }
+                    "paired" => {
+                        let l = on_worker(paired_latency(c, server)).await;
+                        println!(
+                            "paired: udp p50 {:.1} us, rpc p50 {:.1} us, ratio {:.2}",
+                            l.udp_p50_us, l.rpc_p50_us, l.ratio
+                        );
+                    }
                     "latency" => {
                         let (p50, p99) =
                             on_worker(async move { rpc_latency(&c, server).await }).await;
@@ -299,6 +370,12 @@ fn main() {
             }
             return;
         }
+        let latency = on_worker(paired_latency(client.clone(), server)).await;
+        println!(
+            "latency, {PAIRS} interleaved pairs of {PAIR_SAMPLES} calls: p50 udp {:.1} / rpc {:.1} us \
+             (rpc p99 {:.1} us), median ratio {:.2}",
+            latency.udp_p50_us, latency.rpc_p50_us, latency.rpc_p99_us, latency.ratio
+        );
         let mut rounds = Vec::new();
         for i in 0..ROUNDS {
             let (mut plain_cluster, plain_client, plain_server, _plain_echo) =
@@ -307,13 +384,10 @@ fn main() {
             let r = round(&client, server, server_rpc.mesh(), unbatched).await;
             plain_cluster.shutdown().await;
             println!(
-                "round {i}: p50 udp {:.1} / mesh {:.1} / rpc {:.1} us (rpc p99 {:.1} us); \
+                "round {i}: mesh floor p50 {:.1} us; \
                  throughput udp {:.0} rt/s / mesh {:.0} rt/s / rpc {:.0} calls/s \
                  (unbatched {:.0})",
-                r.udp_p50_us,
                 r.mesh_p50_us,
-                r.rpc_p50_us,
-                r.rpc_p99_us,
                 r.udp_rt_per_s,
                 r.mesh_msgs_per_s,
                 r.rpc_calls_per_s,
@@ -322,14 +396,13 @@ fn main() {
             rounds.push(r);
         }
         let med = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
-        let udp_p50 = med(|r| r.udp_p50_us);
+        let Latency { udp_p50_us: udp_p50, rpc_p50_us: rpc_p50, rpc_p99_us: rpc_p99, .. } =
+            latency;
+        let p50_ratio = latency.ratio;
         let udp_rt = med(|r| r.udp_rt_per_s);
-        let rpc_p50 = med(|r| r.rpc_p50_us);
-        let rpc_p99 = med(|r| r.rpc_p99_us);
         let rpc_cps = med(|r| r.rpc_calls_per_s);
         // Ratios per round, then the median, so each ratio compares one round's
         // measurements.
-        let p50_ratio = med(|r| r.rpc_p50_us / r.udp_p50_us);
         let tput_ratio = med(|r| r.rpc_calls_per_s / r.udp_rt_per_s);
         println!(
             "mesh floor (not a figure): p50 {:.1} us, {:.0} roundtrips/s",
