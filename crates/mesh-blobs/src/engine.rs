@@ -41,8 +41,29 @@ pub(crate) struct Manifest {
     pub(crate) hash: Hash,
     pub(crate) size: u64,
     pub(crate) stored_at_ms: u64,
+    /// Chunk CVs in order.
     pub(crate) chunks: Vec<Hash>,
+    /// Content key of each chunk, in order.
+    pub(crate) keys: Vec<u64>,
+    /// Positions whose chunk is stored as another chunk (an alias): (position,
+    /// the primary chunk whose record holds the bytes).
+    pub(crate) shared: Vec<(u32, Hash)>,
 }
+
+/// How a chunk that needs bytes gets them.
+#[derive(Clone, Debug)]
+pub(crate) enum Placement<L> {
+    /// Written now, under its own name, at this location.
+    Written(L),
+    /// Equal to the stored chunk `primary` (at `loc`): shared, nothing written.
+    Shared { primary: Hash, loc: L, len: u32 },
+}
+
+/// Places chunk `i` of a blob being committed: its placement and content key.
+type Place<'a, L> = dyn FnMut(usize) -> Result<(Placement<L>, u64), BlobError> + 'a;
+
+/// Chunks placed during one put, by content key, to share within the blob.
+type Local<L> = HashMap<u64, Vec<(Hash, L, u32)>>;
 
 /// Where bytes live. The engine decides what to write and when; a backend writes,
 /// reads and syncs.
@@ -148,18 +169,52 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn put(&self, data: Bytes) -> Result<Hash, BlobError> {
         let size = data.len() as u64;
         self.check_size(size)?;
-        let (hash, chunks) = tree::hash_blob(&data);
+        let tree::Hashed { root: hash, cvs: chunks, keys } = tree::hash_blob(&data);
         let whole = (B::KEEPS_WHOLE && chunks.len() > 1).then(|| data.clone());
         let mut written = 0u64;
+        let mut local = Local::new();
         let result = self.commit(hash, size, &chunks, whole, &mut |i| {
             let start = i * CHUNK_SIZE;
             let end = (start + CHUNK_SIZE).min(data.len());
-            let loc = self.backend.write_chunk(&chunks[i], i as u64, data.slice(start..end))?;
+            let bytes = data.slice(start..end);
+            let key = keys[i];
+            // A damaged primary gets its own bytes again (others may share them).
+            if !self.index.read().is_primary(&chunks[i]) {
+                if let Some(shared) = self.find_equal(key, &bytes, &local) {
+                    return Ok((shared, key));
+                }
+            }
+            let loc = self.backend.write_chunk(&chunks[i], i as u64, bytes)?;
             written += (end - start) as u64;
-            Ok(loc)
+            local.entry(key).or_default().push((chunks[i], loc.clone(), (end - start) as u32));
+            Ok((Placement::Written(loc), key))
         });
         self.counters.bytes_written.fetch_add(written, Relaxed);
         result
+    }
+
+    /// A stored chunk with exactly these bytes (content key `key`): one placed
+    /// earlier in this put (`local`) or one in the index. Candidates are compared
+    /// byte for byte; at most a few are tried, so crafted key collisions cost
+    /// little. A candidate that cannot be read is skipped.
+    fn find_equal(
+        &self,
+        key: u64,
+        bytes: &[u8],
+        local: &Local<B::Loc>,
+    ) -> Option<Placement<B::Loc>> {
+        const MAX_TRIES: usize = 4;
+        let mut candidates: Vec<(Hash, B::Loc, u32)> =
+            local.get(&key).map(|l| l.to_vec()).unwrap_or_default();
+        candidates.extend(self.index.read().candidates(key));
+        candidates
+            .into_iter()
+            .filter(|(_, _, len)| *len as usize == bytes.len())
+            .take(MAX_TRIES)
+            .find(|(name, loc, len)| {
+                self.backend.read_chunk(name, loc, *len).is_ok_and(|stored| stored == bytes)
+            })
+            .map(|(primary, loc, len)| Placement::Shared { primary, loc, len })
     }
 
     /// [`crate::BlobStore::put_stream`]. Chunks are written as they are read (not
@@ -168,7 +223,8 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn put_stream(&self, reader: &mut dyn Read) -> Result<Hash, BlobError> {
         let mut size = 0u64;
         let mut chunks: Vec<Hash> = Vec::new();
-        let mut locs: HashMap<Hash, B::Loc> = HashMap::new();
+        let mut placed: HashMap<Hash, (Placement<B::Loc>, u64)> = HashMap::new();
+        let mut local = Local::new();
         // The blob hash if the first chunk turns out to be the only one.
         let mut single_root = Hash::EMPTY;
         loop {
@@ -188,20 +244,37 @@ impl<B: Backend> Engine<B> {
             } else {
                 tree::chunk_cv(index, &buf)
             };
-            if let Entry::Vacant(slot) = locs.entry(chunk) {
+            if let Entry::Vacant(slot) = placed.entry(chunk) {
                 let existing = {
                     let index = self.index.read();
-                    index.chunks.get(&chunk).filter(|c| !c.damaged).map(|c| c.loc.clone())
+                    index
+                        .stored(&chunk)
+                        .filter(|(_, _, _, damaged)| !damaged)
+                        .map(|(name, loc, len, _)| (name, loc, len, index.key_of(&chunk)))
                 };
-                let loc = match existing {
-                    Some(loc) => loc,
-                    None => {
-                        let loc = self.backend.write_chunk(&chunk, index, Bytes::from(buf))?;
-                        self.counters.bytes_written.fetch_add(n as u64, Relaxed);
-                        loc
+                let placement = match existing {
+                    Some((name, loc, _, Some(key))) if name == chunk => {
+                        (Placement::Written(loc), key)
+                    }
+                    Some((primary, loc, len, Some(key))) => {
+                        (Placement::Shared { primary, loc, len }, key)
+                    }
+                    _ => {
+                        let key = tree::content_key(&buf);
+                        let shareable = !self.index.read().is_primary(&chunk);
+                        match shareable.then(|| self.find_equal(key, &buf, &local)).flatten() {
+                            Some(shared) => (shared, key),
+                            None => {
+                                let loc =
+                                    self.backend.write_chunk(&chunk, index, Bytes::from(buf))?;
+                                self.counters.bytes_written.fetch_add(n as u64, Relaxed);
+                                local.entry(key).or_default().push((chunk, loc.clone(), n as u32));
+                                (Placement::Written(loc), key)
+                            }
+                        }
                     }
                 };
-                slot.insert(loc);
+                slot.insert(placement);
             }
             chunks.push(chunk);
             if n < CHUNK_SIZE {
@@ -216,23 +289,23 @@ impl<B: Backend> Engine<B> {
             })?,
         };
         self.commit(hash, size, &chunks, None, &mut |i| {
-            locs.get(&chunks[i]).cloned().ok_or_else(|| BlobError::Integrity {
+            placed.get(&chunks[i]).cloned().ok_or_else(|| BlobError::Integrity {
                 hash,
                 detail: "stream chunk location lost".into(),
             })
         })
     }
 
-    /// Stores a hashed blob: deduplicates, makes room, obtains locations for the
-    /// chunks that need them (`chunk_loc(i)` for chunk `i`), writes the manifest and
-    /// then updates the index.
+    /// Stores a hashed blob: deduplicates, makes room, places the chunks that need
+    /// bytes (`place(i)` for chunk `i`: its placement and content key), writes the
+    /// manifest and then updates the index.
     fn commit(
         &self,
         hash: Hash,
         size: u64,
         chunks: &[Hash],
         whole: Option<Bytes>,
-        chunk_loc: &mut dyn FnMut(usize) -> Result<B::Loc, BlobError>,
+        place: &mut Place<'_, B::Loc>,
     ) -> Result<Hash, BlobError> {
         let _commit = self.commit.lock();
         {
@@ -247,35 +320,73 @@ impl<B: Backend> Engine<B> {
         }
         self.make_room(size, chunks)?;
 
-        // Chunks to (re)write: absent or damaged, each distinct chunk once.
+        // Chunks that need bytes: absent or damaged, each distinct chunk once.
         let needs: Vec<usize> = {
             let index = self.index.read();
             let mut seen = std::collections::HashSet::new();
             (0..chunks.len())
-                .filter(|&i| {
-                    index.chunks.get(&chunks[i]).is_none_or(|c| c.damaged) && seen.insert(chunks[i])
-                })
+                .filter(|&i| index.needs_bytes(&chunks[i]) && seen.insert(chunks[i]))
                 .collect()
         };
-        let mut new_locs = Vec::with_capacity(needs.len());
+        let mut placed = HashMap::with_capacity(needs.len());
         for i in needs {
-            new_locs.push((chunks[i], chunk_loc(i)?, chunk_len(size, i)));
+            let (placement, key) = place(i)?;
+            placed.insert(chunks[i], (placement, key, chunk_len(size, i)));
         }
         let live = self.index.read().blobs.contains_key(&hash);
         let stored_at_ms = unix_now_ms();
-        if !live {
+        // A live blob being repaired is committed again too: its manifest must
+        // say where the new bytes are.
+        if !live || !placed.is_empty() {
+            let (keys, shared) = {
+                let index = self.index.read();
+                let mut keys = Vec::with_capacity(chunks.len());
+                let mut shared = Vec::new();
+                for (i, c) in chunks.iter().enumerate() {
+                    let (key, primary) = match placed.get(c) {
+                        Some((Placement::Shared { primary, .. }, key, _)) => (*key, Some(*primary)),
+                        Some((Placement::Written(_), key, _)) => (*key, None),
+                        None => (index.key_of(c).unwrap_or(0), index.primary_of(c)),
+                    };
+                    keys.push(key);
+                    if let Some(primary) = primary {
+                        shared.push((i as u32, primary));
+                    }
+                }
+                (keys, shared)
+            };
             self.backend.write_manifest(&Manifest {
                 hash,
                 size,
                 stored_at_ms,
                 chunks: chunks.to_vec(),
+                keys,
+                shared,
             })?;
         }
         self.backend.end_op()?;
 
         let mut index = self.index.write();
-        for (chunk, loc, len) in new_locs {
-            index.add_chunk(chunk, loc, len);
+        // Written chunks first: a chunk shared within this blob names one of them.
+        let mut aliases = Vec::new();
+        for (chunk, (placement, key, len)) in placed {
+            match placement {
+                Placement::Written(loc) => index.add_chunk(chunk, loc, len, key),
+                Placement::Shared { primary, loc, len } => {
+                    aliases.push((chunk, primary, loc, len, key))
+                }
+            }
+        }
+        for (chunk, primary, loc, len, key) in aliases {
+            // The primary may have been removed since it was found (a stream is
+            // placed before the commit lock is taken); its bytes are still where
+            // they were.
+            if index.stored(&primary).is_none() {
+                index.add_chunk(primary, loc, len, key);
+            }
+            if !index.add_alias(chunk, primary) {
+                tracing::warn!(chunk = %chunk.short(), "chunk could not share stored bytes; left as it was");
+            }
         }
         if live {
             if let Some(entry) = index.blobs.get_mut(&hash) {
@@ -346,11 +457,7 @@ impl<B: Backend> Engine<B> {
         let collected = {
             let index = self.index.read();
             index.blobs.get(hash).map(|blob| {
-                let chunks: Vec<_> = blob
-                    .chunks
-                    .iter()
-                    .map(|c| (*c, index.chunks.get(c).map(|e| (e.loc.clone(), e.len, e.damaged))))
-                    .collect();
+                let chunks: Vec<_> = blob.chunks.iter().map(|c| (*c, index.stored(c))).collect();
                 (blob.size, blob.whole.clone(), chunks)
             })
         };
@@ -373,15 +480,16 @@ impl<B: Backend> Engine<B> {
         hash: &Hash,
         size: u64,
         whole: Option<Bytes>,
-        chunks: &[(Hash, Option<(B::Loc, u32, bool)>)],
+        chunks: &[(Hash, Option<(Hash, B::Loc, u32, bool)>)],
     ) -> Result<Bytes, BlobError> {
+        // (CV at its position, name the bytes are stored under, location, length)
         let mut present = Vec::with_capacity(chunks.len());
         for (chunk, entry) in chunks {
             match entry {
-                Some((_, _, true)) => {
+                Some((_, _, _, true)) => {
                     return Err(self.integrity(hash, format!("chunk {} is damaged", chunk.short())));
                 }
-                Some((loc, len, false)) => present.push((chunk, loc, *len)),
+                Some((name, loc, len, false)) => present.push((chunk, name, loc, *len)),
                 None => {
                     return Err(self.integrity(hash, format!("chunk {} is missing", chunk.short())));
                 }
@@ -389,20 +497,21 @@ impl<B: Backend> Engine<B> {
         }
         let (bytes, actual_root) = match present.as_slice() {
             [] => (Bytes::new(), Hash::EMPTY),
-            [(chunk, loc, len)] => {
+            [(chunk, name, loc, len)] => {
                 let bytes = match whole {
                     Some(whole) => whole,
                     None => self
                         .backend
-                        .read_chunk(chunk, loc, *len)
-                        .map_err(|e| self.read_failed(hash, chunk, e))?,
+                        .read_chunk(name, loc, *len)
+                        .map_err(|e| self.read_failed(hash, &[**chunk, **name], e))?,
                 };
                 if bytes.is_empty() {
                     return Err(self.integrity(hash, "stored chunk is empty".into()));
                 }
                 let (root, cv) = tree::single_chunk(&bytes);
                 if cv != **chunk {
-                    self.damaged(hash, &[**chunk]);
+                    // The bytes are the stored name's: an alias's primary is damaged too.
+                    self.damaged(hash, &[**chunk, **name]);
                 }
                 (bytes, root)
             }
@@ -415,8 +524,8 @@ impl<B: Backend> Engine<B> {
                 let bad: Vec<Hash> = many
                     .iter()
                     .zip(&cvs)
-                    .filter(|((c, _, _), cv)| *c != *cv)
-                    .map(|(c, _)| *c.0)
+                    .filter(|((c, _, _, _), cv)| *c != *cv)
+                    .flat_map(|((c, name, _, _), _)| [**c, **name])
                     .collect();
                 if !bad.is_empty() || cvs.len() != many.len() {
                     self.damaged(hash, &bad);
@@ -435,20 +544,20 @@ impl<B: Backend> Engine<B> {
         &self,
         hash: &Hash,
         size: u64,
-        chunks: &[(&Hash, &B::Loc, u32)],
+        chunks: &[(&Hash, &Hash, &B::Loc, u32)],
     ) -> Result<Bytes, BlobError> {
         let size = usize::try_from(size)
             .map_err(|_| self.integrity(hash, "blob too large for this platform".into()))?;
         let mut buf = vec![0u8; size];
         let mut offset = 0usize;
-        for (chunk, loc, len) in chunks {
+        for (chunk, name, loc, len) in chunks {
             let end = offset + *len as usize;
             let Some(slot) = buf.get_mut(offset..end) else {
                 return Err(self.integrity(hash, "chunk lengths exceed the blob size".into()));
             };
             self.backend
-                .read_chunk_into(chunk, loc, slot)
-                .map_err(|e| self.read_failed(hash, chunk, e))?;
+                .read_chunk_into(name, loc, slot)
+                .map_err(|e| self.read_failed(hash, &[**chunk, **name], e))?;
             offset = end;
         }
         if offset != size {
@@ -471,10 +580,10 @@ impl<B: Backend> Engine<B> {
 
     /// A backend read of one chunk failed: a chunk the backend cannot produce (a
     /// segment cut short) is damaged, and the error names the blob.
-    fn read_failed(&self, hash: &Hash, chunk: &Hash, error: BlobError) -> BlobError {
+    fn read_failed(&self, hash: &Hash, chunks: &[Hash], error: BlobError) -> BlobError {
         match error {
             BlobError::Integrity { detail, .. } => {
-                self.damaged(hash, &[*chunk]);
+                self.damaged(hash, chunks);
                 self.integrity(hash, detail)
             }
             other => other,
@@ -538,7 +647,7 @@ impl<B: Backend> Engine<B> {
             Metrics {
                 blobs: index.blobs.len() as u64,
                 bytes: index.bytes,
-                chunks: index.chunks.len() as u64,
+                chunks: index.primaries() as u64,
                 used: index.used,
                 ..Metrics::default()
             }
@@ -574,7 +683,7 @@ impl<B: Backend> Engine<B> {
             .map(|b| {
                 b.chunks
                     .iter()
-                    .filter_map(|c| index.chunks.get(c).map(|e| (*c, e.loc.clone(), e.len)))
+                    .filter_map(|c| index.stored(c).map(|(name, loc, len, _)| (name, loc, len)))
                     .collect()
             })
             .unwrap_or_default()

@@ -6,10 +6,12 @@
 //! value: the interior node of the blob's own BLAKE3 tree that covers it, which
 //! depends on the chunk's content and position. Hashing a blob once therefore
 //! yields both its hash and its chunk names, and a chunk can be verified on its
-//! own. Identical blobs, and identical chunks at the same position of different
-//! blobs (shared prefixes, new versions of a file), are stored once and
-//! refcounted. Every read re-hashes the content and returns
-//! [`BlobError::Integrity`], never the bytes, on a mismatch.
+//! own. Identical blobs and identical chunks are stored once and refcounted,
+//! wherever the chunks sit: at the same position of different blobs (shared
+//! prefixes, new versions of a file) they have the same name; at other positions
+//! a fast content key finds them and a byte comparison confirms them. Every read
+//! re-hashes the content and returns [`BlobError::Integrity`], never the bytes,
+//! on a mismatch.
 //!
 //! Two backends implement the [`BlobStore`] trait:
 //!
@@ -29,11 +31,13 @@
 //! let v1 = vec![7u8; 3 * CHUNK_SIZE + 5];
 //! let hash = store.put_slice(&v1).unwrap();
 //! assert_eq!(hash, mesh_blobs::Hash::of(&v1));
+//! // Three equal chunks and a 5-byte tail: one chunk's bytes plus the tail.
+//! assert_eq!(store.metrics().used, CHUNK_SIZE as u64 + 5);
 //! // A second version that changes only the last chunk adds only that chunk.
 //! let mut v2 = v1.clone();
 //! v2.push(8);
 //! store.put_slice(&v2).unwrap();
-//! assert_eq!(store.metrics().used, 3 * CHUNK_SIZE as u64 + 5 + 6);
+//! assert_eq!(store.metrics().used, CHUNK_SIZE as u64 + 5 + 6);
 //! assert_eq!(store.get(&hash).unwrap().unwrap(), &v1[..]);
 //! ```
 //!

@@ -111,8 +111,11 @@ impl MemLog {
             entry.whole = entry.whole.as_ref().map(|w| Bytes::from(f(w)));
         }
         for c in chunks {
-            if let Some(entry) = index.chunks.get_mut(&c) {
-                entry.loc = Bytes::from(f(&entry.loc));
+            let name = index.primary_of(&c).unwrap_or(c);
+            if let Some(crate::index::Stored::At(loc)) =
+                index.chunks.get_mut(&name).map(|e| &mut e.stored)
+            {
+                *loc = Bytes::from(f(loc));
             }
         }
     }

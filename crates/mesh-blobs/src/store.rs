@@ -13,8 +13,8 @@ use crate::{BlobError, Hash};
 /// `ceil(size / CHUNK_SIZE)` chunks (all full except the last) plus a manifest
 /// listing the chunk hashes and the total length. A chunk is named by its BLAKE3
 /// chaining value at its position in the blob (a function of its content and its
-/// index), so identical chunks at the same position of different blobs are stored
-/// once. The blob itself is always named by `blake3::hash` of its whole content,
+/// index); identical chunks are stored once at any position (see the crate
+/// docs). The blob itself is always named by `blake3::hash` of its whole content,
 /// computed from the same single pass (see the crate docs).
 pub const CHUNK_SIZE: usize = 1 << 20;
 

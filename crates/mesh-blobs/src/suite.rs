@@ -161,14 +161,78 @@ fn dedup_blobs_and_chunks<H: Harness>(h: &H) {
     let m = store.metrics();
     assert_eq!((m.blobs, m.chunks), (3, 4));
     assert_eq!(m.used, 3 * C as u64 + w.len() as u64);
-    // Chunks are named by content and position: `x` at positions 1 and 2 is new.
+    // `x` at positions 1 and 2 has other CVs but the same bytes: stored once.
     let xxx = store.put(Bytes::from([x.clone(), x.clone(), x.clone()].concat())).unwrap();
     let m = store.metrics();
-    assert_eq!((m.blobs, m.chunks), (4, 6));
-    assert_eq!(m.used, 5 * C as u64 + w.len() as u64);
+    assert_eq!((m.blobs, m.chunks), (4, 4));
+    assert_eq!(m.used, 3 * C as u64 + w.len() as u64);
     for hash in [a, b, xxx, single] {
         assert!(store.get(&hash).unwrap().is_some());
     }
+}
+
+/// The same chunk at other positions, in other blobs and within one blob, put in
+/// one piece or streamed, is stored once; deleting the blob that first stored it
+/// keeps it for the others.
+fn chunks_are_shared_across_positions<H: Harness>(h: &H) {
+    let store = h.store(StoreConfig::default());
+    let x = content(C, 21);
+    let y = content(C, 22);
+    let tail = content(100, 23);
+    let xy_data = [x.clone(), y.clone()].concat();
+    let yx_data = [y.clone(), x.clone(), tail.clone()].concat();
+    let xy = store.put(Bytes::from(xy_data.clone())).unwrap();
+    let yx = store.put(Bytes::from(yx_data.clone())).unwrap();
+    let m = store.metrics();
+    assert_eq!((m.chunks, m.used), (3, 2 * C as u64 + 100));
+    assert_eq!(m.bytes_written, 2 * C as u64 + 100, "the shifted chunks were not written");
+    // Streamed, shifted again.
+    let streamed_data = [tail.clone(), x.clone(), y.clone()].concat();
+    let streamed = store.put_stream(&mut std::io::Cursor::new(streamed_data.clone())).unwrap();
+    assert_eq!(streamed, Hash::of(&streamed_data));
+    // `tail` is a full chunk's start here, so only its first chunk is new.
+    let m = store.metrics();
+    assert_eq!(m.blobs, 3);
+    assert!(store.delete(&xy).unwrap());
+    assert_eq!(store.get(&yx).unwrap().unwrap(), yx_data);
+    assert_eq!(store.get(&streamed).unwrap().unwrap(), streamed_data);
+    assert!(store.delete(&yx).unwrap());
+    assert!(store.delete(&streamed).unwrap());
+    let m = store.metrics();
+    assert_eq!((m.blobs, m.chunks, m.used), (0, 0, 0));
+
+    // Within one blob, put and streamed.
+    let zeros = vec![0u8; 4 * C + 1];
+    let z = store.put(Bytes::from(zeros.clone())).unwrap();
+    assert_eq!(store.metrics().used, C as u64 + 1);
+    let again = store.put_stream(&mut std::io::Cursor::new([zeros.clone(), vec![1]].concat()));
+    assert!(again.is_ok());
+    assert_eq!(store.metrics().used, C as u64 + 1 + 2, "only the 2-byte tail is new");
+    assert_eq!(store.get(&z).unwrap().unwrap(), zeros);
+}
+
+/// A damaged shared chunk is an integrity error for every blob that uses it,
+/// and putting any of them again repairs it.
+fn damaged_shared_chunks_are_detected_and_repaired<H: Harness>(h: &H) {
+    let store = h.store(StoreConfig::default());
+    let x = content(C, 31);
+    let a_data = [x.clone(), content(10, 32)].concat();
+    let b_data = [content(C, 33), x.clone(), content(10, 34)].concat();
+    let a = store.put(Bytes::from(a_data.clone())).unwrap();
+    let b = store.put(Bytes::from(b_data.clone())).unwrap();
+    h.corrupt(&store, &a);
+    assert!(matches!(store.get(&a), Err(BlobError::Integrity { .. })));
+    // `b` reads its shared chunk from the damaged bytes (the memory log may
+    // still hold `b` whole): an integrity error or the right bytes, never others.
+    match store.get(&b) {
+        Err(BlobError::Integrity { .. }) => {}
+        Ok(Some(bytes)) => assert_eq!(bytes, b_data),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.put(Bytes::from(b_data.clone())).unwrap(), b);
+    assert_eq!(store.get(&b).unwrap().unwrap(), b_data);
+    assert_eq!(store.put(Bytes::from(a_data.clone())).unwrap(), a);
+    assert_eq!(store.get(&a).unwrap().unwrap(), a_data);
 }
 
 fn delete_keeps_shared_chunks<H: Harness>(h: &H) {
@@ -353,6 +417,22 @@ fn dedup_blobs_and_chunks_mem() {
 #[test]
 fn dedup_blobs_and_chunks_disk() {
     dedup_blobs_and_chunks(&Disk::new());
+}
+#[test]
+fn chunks_are_shared_across_positions_mem() {
+    chunks_are_shared_across_positions(&Mem);
+}
+#[test]
+fn chunks_are_shared_across_positions_disk() {
+    chunks_are_shared_across_positions(&Disk::new());
+}
+#[test]
+fn damaged_shared_chunks_are_detected_and_repaired_mem() {
+    damaged_shared_chunks_are_detected_and_repaired(&Mem);
+}
+#[test]
+fn damaged_shared_chunks_are_detected_and_repaired_disk() {
+    damaged_shared_chunks_are_detected_and_repaired(&Disk::new());
 }
 #[test]
 fn delete_keeps_shared_chunks_mem() {

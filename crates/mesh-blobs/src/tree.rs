@@ -10,10 +10,13 @@
 //! (finding the damaged one directly) and the blob hash from the chunk CVs. A peer
 //! can verify chunks the same way, one at a time, against the blob hash.
 //!
-//! A chunk's CV depends on its content and its position (the chunk index), so
-//! identical chunks at the same position of different blobs (shared prefixes,
-//! versions of a file, a grown log) are stored once, while the same bytes at
-//! another position are a different chunk.
+//! A chunk's CV depends on its content and its position (the chunk index): the
+//! same bytes at another position have another CV. To store such chunks once
+//! too, every stored chunk also has a position-independent *content key*
+//! ([`content_key`], 64-bit XXH3, about a tenth of BLAKE3's cost); a new chunk
+//! whose key matches a stored one is compared byte for byte and, if equal, shares
+//! the stored bytes (see [`crate::index`]). The key is only a lookup aid: a
+//! collision, accidental or crafted, costs a comparison, never wrong bytes.
 //!
 //! The hazmat functions assert their preconditions; every call here satisfies them
 //! by construction (chunk offsets are multiples of `CHUNK_SIZE`, which is a power
@@ -27,6 +30,29 @@ use blake3::hazmat::{
 
 use crate::Hash;
 use crate::store::CHUNK_SIZE;
+
+/// A chunk's content key: XXH3-64 of its bytes (position-independent).
+pub(crate) fn content_key(data: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(data)
+}
+
+/// [`chunk_cv`] and [`content_key`] in one pass: both hashes take each 64 KiB
+/// piece in turn, so the second reads it from cache, not memory.
+pub(crate) fn chunk_cv_and_key(index: u64, data: &[u8]) -> (Hash, u64) {
+    use std::hash::Hasher as _;
+    const PIECE: usize = 64 * 1024;
+    debug_assert!(!data.is_empty() && data.len() <= CHUNK_SIZE);
+    let mut cv = blake3::Hasher::new();
+    if index > 0 {
+        cv.set_input_offset(index * CHUNK_SIZE as u64);
+    }
+    let mut key = twox_hash::XxHash3_64::new();
+    for piece in data.chunks(PIECE) {
+        cv.update(piece);
+        key.write(piece);
+    }
+    (Hash::from_bytes(cv.finalize_non_root()), key.finish())
+}
 
 /// Blobs with at least this many chunks are hashed on two threads.
 const PARALLEL_MIN_CHUNKS: usize = 4;
@@ -92,16 +118,29 @@ fn subtree_cv(cvs: &[Hash], len: u64) -> ChainingValue {
     )
 }
 
-/// The CVs of every chunk of `data`, computed on two threads for large blobs (the
-/// threads take chunks from a shared counter, so a busy core slows nothing down).
+/// The CVs of every chunk of `data`, computed on two threads for large blobs.
 pub(crate) fn chunk_cvs(data: &[u8]) -> Vec<Hash> {
+    per_chunk(data, chunk_cv)
+}
+
+/// Whether this process may run on more than one CPU (its affinity and cgroup
+/// quota, read once): on one, a helper thread would only add switches.
+fn may_use_two_threads() -> bool {
+    static PARALLEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PARALLEL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// `f(index, chunk)` for every chunk of `data`, in order; on two threads for large
+/// blobs (the threads take chunks from a shared counter, so a busy core slows
+/// nothing down).
+fn per_chunk<T: Send>(data: &[u8], f: impl Fn(u64, &[u8]) -> T + Sync) -> Vec<T> {
     let count = data.len().div_ceil(CHUNK_SIZE);
-    let cv = |i: usize| {
+    let one = |i: usize| {
         let end = ((i + 1) * CHUNK_SIZE).min(data.len());
-        chunk_cv(i as u64, &data[i * CHUNK_SIZE..end])
+        f(i as u64, &data[i * CHUNK_SIZE..end])
     };
-    if count < PARALLEL_MIN_CHUNKS {
-        return (0..count).map(cv).collect();
+    if count < PARALLEL_MIN_CHUNKS || !may_use_two_threads() {
+        return (0..count).map(one).collect();
     }
     let next = AtomicUsize::new(0);
     let work = || {
@@ -111,39 +150,49 @@ pub(crate) fn chunk_cvs(data: &[u8]) -> Vec<Hash> {
             if i >= count {
                 return done;
             }
-            done.push((i, cv(i)));
+            done.push((i, one(i)));
         }
     };
-    let mut slots: Vec<Option<Hash>> = vec![None; count];
+    let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
     std::thread::scope(|scope| {
         let helper =
             std::thread::Builder::new().name("mesh-blobs-hash".into()).spawn_scoped(scope, work);
-        for (i, h) in work() {
-            slots[i] = Some(h);
+        for (i, value) in work() {
+            slots[i] = Some(value);
         }
         if let Ok(Ok(theirs)) = helper.map(|h| h.join()) {
-            for (i, h) in theirs {
-                slots[i] = Some(h);
+            for (i, value) in theirs {
+                slots[i] = Some(value);
             }
         }
     });
     // Anything a failed helper claimed but did not deliver is computed here.
-    slots.into_iter().enumerate().map(|(i, slot)| slot.unwrap_or_else(|| cv(i))).collect()
+    slots.into_iter().enumerate().map(|(i, slot)| slot.unwrap_or_else(|| one(i))).collect()
 }
 
-/// The blob hash and chunk CVs of a whole blob (no chunks for the empty blob).
-pub(crate) fn hash_blob(data: &[u8]) -> (Hash, Vec<Hash>) {
+/// A hashed blob: its hash, and each chunk's CV and content key.
+pub(crate) struct Hashed {
+    pub(crate) root: Hash,
+    pub(crate) cvs: Vec<Hash>,
+    pub(crate) keys: Vec<u64>,
+}
+
+/// The blob hash, chunk CVs and chunk content keys of a whole blob (no chunks for
+/// the empty blob). Each chunk's key is computed right after its CV, while its
+/// bytes are still in cache.
+pub(crate) fn hash_blob(data: &[u8]) -> Hashed {
     match data.len() {
-        0 => (Hash::EMPTY, Vec::new()),
+        0 => Hashed { root: Hash::EMPTY, cvs: Vec::new(), keys: Vec::new() },
         n if n <= CHUNK_SIZE => {
             let (root, cv) = single_chunk(data);
-            (root, vec![cv])
+            Hashed { root, cvs: vec![cv], keys: vec![content_key(data)] }
         }
         n => {
-            let cvs = chunk_cvs(data);
+            let (cvs, keys): (Vec<Hash>, Vec<u64>) =
+                per_chunk(data, chunk_cv_and_key).into_iter().unzip();
             // The count always matches for data we chunked ourselves.
             let root = root_from_chunks(&cvs, n as u64).unwrap_or_else(|| Hash::of(data));
-            (root, cvs)
+            Hashed { root, cvs, keys }
         }
     }
 }
@@ -180,12 +229,22 @@ mod tests {
             9 * c + 3,
         ] {
             let blob = &data[..len];
-            let (root, cvs) = hash_blob(blob);
+            let Hashed { root, cvs, keys } = hash_blob(blob);
             assert_eq!(root, Hash::of(blob), "len {len}");
+            assert_eq!(keys.len(), cvs.len());
             assert_eq!(cvs.len(), len.div_ceil(c), "len {len}");
             if cvs.len() >= 2 {
                 assert_eq!(root_from_chunks(&cvs, len as u64), Some(root));
             }
+        }
+    }
+
+    #[test]
+    fn one_pass_cv_and_key_match_the_separate_ones() {
+        let a = content(3 * CHUNK_SIZE - 5);
+        for (i, chunk) in a.chunks(CHUNK_SIZE).enumerate() {
+            let i = i as u64;
+            assert_eq!(chunk_cv_and_key(i, chunk), (chunk_cv(i, chunk), content_key(chunk)));
         }
     }
 

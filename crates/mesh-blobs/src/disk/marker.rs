@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! mesh-blobs store
-//! format 1
+//! format 2
 //! key <64 hex digits>
 //! ```
 //!
@@ -20,7 +20,7 @@ use crate::{BlobError, Hash};
 /// Name of the marker file inside the store directory.
 pub(crate) const MARKER_FILE: &str = "mesh-blobs.store";
 /// On-disk format this version reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const FIRST_LINE: &str = "mesh-blobs store";
 /// Marker files are tiny; anything larger is not ours.
 const MAX_MARKER_LEN: u64 = 4096;

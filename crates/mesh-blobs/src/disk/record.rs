@@ -28,14 +28,15 @@ use crate::config::MAX_BLOB_SIZE_LIMIT;
 use crate::store::CHUNK_SIZE;
 
 /// First bytes of every segment file (the last byte is the format version).
-pub(crate) const SEGMENT_MAGIC: &[u8; 16] = b"mesh-blobs seg\n\x01";
+pub(crate) const SEGMENT_MAGIC: &[u8; 16] = b"mesh-blobs seg\n\x02";
 /// Length of a record header.
 pub(crate) const HEADER_LEN: usize = 64;
 /// First bytes of every record header.
 pub(crate) const RECORD_MAGIC: &[u8; 4] = b"MBr1";
-/// Largest manifest payload: one hash per chunk of the largest allowed blob, plus
-/// room for the other fields and varints.
-const MAX_MANIFEST_LEN: u64 = (MAX_BLOB_SIZE_LIMIT / CHUNK_SIZE as u64) * 32 + 64;
+/// Largest manifest payload: per chunk of the largest allowed blob, its hash (32),
+/// its content key (a varint, at most 10) and a possible share entry (a varint
+/// position and a hash, at most 37), plus room for the other fields.
+const MAX_MANIFEST_LEN: u64 = (MAX_BLOB_SIZE_LIMIT / CHUNK_SIZE as u64) * 79 + 64;
 /// Largest payload of the small record kinds.
 const MAX_SMALL_LEN: u64 = 64;
 

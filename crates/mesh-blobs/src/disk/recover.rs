@@ -140,21 +140,41 @@ pub(crate) fn scan(dir: &Path, key: &[u8; 32], verify: OpenVerify) -> Result<Sca
     live.sort_unstable_by_key(|(_, (seq, _, _))| *seq);
     let mut index = Index::default();
     for (hash, (_, manifest, pinned)) in live {
-        let found: Option<Vec<_>> =
-            manifest.chunks.iter().map(|c| replay.chunks.get(c).map(|l| (*c, *l))).collect();
+        // Each chunk's bytes: its own record if it has one (written last when a
+        // damaged alias was repaired), else its primary's record.
+        let shared: HashMap<u32, Hash> = manifest.shared.iter().copied().collect();
+        let found: Option<Vec<_>> = manifest
+            .chunks
+            .iter()
+            .zip(&manifest.keys)
+            .enumerate()
+            .map(|(i, (c, key))| match replay.chunks.get(c) {
+                Some(l) => Some((*c, None, *l, *key)),
+                None => {
+                    let primary = shared.get(&(i as u32))?;
+                    replay.chunks.get(primary).map(|l| (*c, Some(*primary), *l, *key))
+                }
+            })
+            .collect();
         let Some(found) = found else {
             report.lost_blobs.push(hash);
             continue;
         };
-        for (chunk, (loc, len)) in found {
-            index.add_chunk(chunk, loc, len);
+        for (chunk, primary, (loc, len), key) in found {
+            match primary {
+                None => index.add_chunk(chunk, loc, len, key),
+                Some(primary) => {
+                    index.add_chunk(primary, loc, len, key);
+                    index.add_alias(chunk, primary);
+                }
+            }
         }
         let entry =
             BlobEntry::new(manifest.size, manifest.chunks.into(), manifest.stored_at_ms, pinned);
         index.add_blob(hash, entry);
     }
     report.blobs = index.blobs.len();
-    report.unreferenced_chunks = replay.chunks.len().saturating_sub(index.chunks.len()) as u64;
+    report.unreferenced_chunks = replay.chunks.len().saturating_sub(index.primaries()) as u64;
     Ok(Scan { index, report, readers, last, disk_bytes })
 }
 
@@ -370,5 +390,7 @@ fn manifest_is_sane(m: &Manifest) -> bool {
     m.size <= crate::MAX_BLOB_SIZE_LIMIT
         && m.chunks.len() as u64 == chunk_count(m.size)
         && (m.size != 0 || m.hash == Hash::EMPTY)
+        && m.keys.len() == m.chunks.len()
+        && m.shared.iter().all(|(i, _)| (*i as usize) < m.chunks.len())
         && (m.chunks.len() < 2 || tree::root_from_chunks(&m.chunks, m.size) == Some(m.hash))
 }

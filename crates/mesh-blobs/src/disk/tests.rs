@@ -164,10 +164,10 @@ fn incompatible_version_is_refused_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
     let marker = dir.path().join(MARKER_FILE);
-    let text = std::fs::read_to_string(&marker).unwrap().replace("format 1", "format 2");
+    let text = std::fs::read_to_string(&marker).unwrap().replace("format 2", "format 3");
     std::fs::write(&marker, text).unwrap();
     match DiskLog::open(dir.path(), DiskConfig::default()) {
-        Err(e @ BlobError::IncompatibleVersion { found: 2, supported: 1, .. }) => {
+        Err(e @ BlobError::IncompatibleVersion { found: 3, supported: 2, .. }) => {
             assert!(e.to_string().contains(&marker.display().to_string()), "{e}");
         }
         other => panic!("expected IncompatibleVersion, got {other:?}"),
