@@ -29,7 +29,7 @@ Tasks:
                   prints how to attach a deck; Enter or Ctrl-C stops them
   e2e [--release] drive `deck --demo` through tmux: every tab, a cordon, a clean exit
   bench [GROUP]   release-build benchmarks; prints `figure: <name> = <value> <unit>` lines
-                  groups: auth, mesh, rpc, blobs, deck, demo
+                  groups: auth, mesh, rpc, blobs, deck, demo, attach, tui
   help            this text
 ";
 

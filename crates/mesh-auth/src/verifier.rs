@@ -259,6 +259,26 @@ impl AdminVerifier {
     /// Verifies `envelope` as of `now_ms`; on success remembers its nonce (and ICE
     /// target), so the same envelope is refused as `replayed` afterwards.
     pub fn verify(&self, envelope: &SignedEnvelope, now_ms: u64) -> Result<Verified, Rejection> {
+        self.verify_with(envelope, now_ms, |_| Ok::<(), std::convert::Infallible>(()))
+            .map(|(verified, _)| verified)
+    }
+
+    /// [`AdminVerifier::verify`], then the caller's own acceptance check, run
+    /// while the replay state is locked. The nonce is remembered whatever the
+    /// check says (the envelope was seen), but an ICE command's target cooldown
+    /// starts only if the check accepts: a command the node refuses for its own
+    /// reasons (a stale simulation, the wrong target) can be re-simulated,
+    /// re-signed and sent again at once. Concurrent callers are serialized
+    /// through the check, so two ICE commands for one target cannot both pass.
+    ///
+    /// Returns the verification and the check's result; the check does not run
+    /// when verification fails.
+    pub fn verify_with<T, E>(
+        &self,
+        envelope: &SignedEnvelope,
+        now_ms: u64,
+        check: impl FnOnce(&Verified) -> Result<T, E>,
+    ) -> Result<(Verified, Result<T, E>), Rejection> {
         let mut unknown_signers = Vec::new();
         let reject = |reason, unknown: &Vec<OperatorId>| {
             Err(Rejection { reason, unknown_signers: unknown.clone() })
@@ -341,15 +361,16 @@ impl AdminVerifier {
             }
         }
         self.remember(&mut state, body.nonce, body.issued_at_ms, now_ms);
-        if body.class == CommandClass::Ice && cooldown_ms > 0 {
+        operators.sort_unstable();
+        let verified = Verified { operators, unknown_signers, class: body.class };
+        let checked = check(&verified);
+        if checked.is_ok() && body.class == CommandClass::Ice && cooldown_ms > 0 {
             // Drop targets whose cooldown is over so the map stays small.
             state.ice_last.retain(|_, last| now_ms.saturating_sub(*last) < cooldown_ms);
             state.ice_last.insert(body.target.clone(), now_ms);
         }
         drop(state);
-
-        operators.sort_unstable();
-        Ok(Verified { operators, unknown_signers, class: body.class })
+        Ok((verified, checked))
     }
 
     fn check_shape(&self, envelope: &SignedEnvelope) -> Result<(), RejectReason> {
@@ -493,6 +514,29 @@ mod tests {
         assert_eq!(err.reason, RejectReason::CooldownActive { remaining_ms: 29_000 });
         assert!(v.verify(&ice("node:0x02"), NOW + 1_000).is_ok());
         assert!(v.verify(&ice("cluster"), NOW + 30_000).is_ok());
+    }
+
+    #[test]
+    fn a_command_the_caller_refuses_starts_no_cooldown() {
+        let (ops, v) = setup(1, 1);
+        let ice = || {
+            ops[0].sign_command(
+                EnvelopeDraft::new(CommandClass::Ice, "cluster", b"freeze".to_vec())
+                    .issued_at(NOW)
+                    .blast_radius([7; 32]),
+            )
+        };
+        let refused = ice();
+        let (_, checked) =
+            v.verify_with(&refused, NOW, |_| Err::<(), _>("stale simulation")).unwrap();
+        assert_eq!(checked, Err("stale simulation"));
+        // The refused envelope was still seen: it cannot be replayed.
+        assert_eq!(v.verify(&refused, NOW + 1).unwrap_err().reason, RejectReason::Replayed);
+        // A fresh one for the same target passes at once, and starts the cooldown.
+        let (_, checked) = v.verify_with(&ice(), NOW + 2, |_| Ok::<_, ()>(())).unwrap();
+        assert_eq!(checked, Ok(()));
+        let err = v.verify(&ice(), NOW + 1_002).unwrap_err();
+        assert_eq!(err.reason, RejectReason::CooldownActive { remaining_ms: 29_000 });
     }
 
     #[test]

@@ -297,8 +297,25 @@ pub struct AdminState {
     pub maintenance_until_ms: Option<u64>,
     /// The cluster is frozen until this instant (as this node knows it).
     pub frozen_until_ms: Option<u64>,
+    /// When this node applied the freeze or thaw now in force (ms since the Unix
+    /// epoch; 0 if it never did). Across the cluster the latest one wins, so a
+    /// node that missed a freeze (or a thaw) still follows it.
+    pub freeze_set_at_ms: u64,
     /// Nodes this node will not move daemons to.
     pub avoid: Vec<NodeId>,
+}
+
+/// The freeze in force across `states` at `now_ms`: the latest freeze or thaw
+/// any of them applied decides. Returns when it ends, if it is a freeze.
+pub fn cluster_frozen_until<'a>(
+    states: impl IntoIterator<Item = &'a AdminState>,
+    now_ms: u64,
+) -> Option<u64> {
+    states
+        .into_iter()
+        .max_by_key(|s| s.freeze_set_at_ms)
+        .and_then(|s| s.frozen_until_ms)
+        .filter(|until| *until > now_ms)
 }
 
 impl AdminState {

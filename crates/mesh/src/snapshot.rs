@@ -138,7 +138,8 @@ pub struct MeshSnapshot {
     pub audit_tail: Arc<Vec<AuditEntry>>,
     /// Entries in this node's audit ledger.
     pub audit_len: u64,
-    /// The cluster is frozen until this instant, as far as any node reports.
+    /// The cluster is frozen until this instant: the latest freeze or thaw any
+    /// node reports decides.
     pub frozen_until_ms: Option<u64>,
 }
 
@@ -281,12 +282,9 @@ pub fn build(input: SnapshotInput<'_>) -> MeshSnapshot {
     let mut migrations: Vec<MigrationSummary> =
         input.fold.iter().flat_map(|s| s.migrations.iter().cloned()).collect();
     migrations.sort_by_key(|m| (m.started_at_ms, m.id));
-    let frozen_until_ms = input
-        .fold
-        .iter()
-        .filter_map(|s| s.admin.frozen_until_ms)
-        .filter(|t| *t > input.now_ms)
-        .max();
+    // The latest freeze or thaw any node applied decides.
+    let frozen_until_ms =
+        crate::admin::cluster_frozen_until(input.fold.iter().map(|s| &s.admin), input.now_ms);
     MeshSnapshot {
         seq: input.seq,
         epoch_ms: input.epoch_ms,

@@ -141,6 +141,12 @@ async fn commands_apply_and_every_bad_envelope_is_rejected_with_its_reason() {
     let bare = MeshNode::start(MeshConfig::new(ClusterKey::from_bytes([3; 32]))).await.unwrap();
     let env = sign(&[&ops[0]], &AdminCommand::Cordon { node: bare.node_id() }, &bare.snapshot());
     assert_eq!(code(&bare.apply_admin(&env)), "no_verifier");
+    let refused = bare.audit_since(0, 10);
+    assert_eq!(refused.len(), 1, "the refusal is in the ledger");
+    assert!(matches!(
+        &refused[0].record.outcome,
+        mesh_auth::AuditOutcome::Rejected { code, .. } if code == "no_verifier"
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,6 +217,63 @@ async fn freeze_blocks_routine_commands_until_thaw_or_ttl() {
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(nodes[2].apply_admin(&sign(&[&ops[0]], &cordon2, &nodes[2].snapshot())).is_accepted());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_a_freeze_or_thaw_follows_the_latest() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let (n0, n1) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    let id0 = n0.node_id();
+    let cordon = AdminCommand::Cordon { node: n1.node_id() };
+
+    // Only node 0 hears the freeze; node 1 learns it from node 0's summary.
+    let freeze = AdminCommand::Freeze { ttl_ms: 60_000 };
+    assert!(n0.apply_admin(&sign(&[&ops[0]], &freeze, &n0.snapshot())).is_accepted());
+    assert!(
+        wait_until(|| n1.snapshot().peer(id0).is_some_and(|p| p.admin.frozen_until_ms.is_some()))
+            .await
+    );
+    assert!(n1.snapshot().frozen());
+    assert_eq!(code(&n1.apply_admin(&sign(&[&ops[0]], &cordon, &n1.snapshot()))), "frozen");
+    assert!(!n1.admin_state().cordoned);
+
+    // Only node 0 hears the thaw: node 1 follows it too.
+    assert!(n0.apply_admin(&sign(&[&ops[0]], &AdminCommand::Thaw, &n0.snapshot())).is_accepted());
+    assert!(
+        wait_until(|| n1.snapshot().peer(id0).is_some_and(|p| p.admin.frozen_until_ms.is_none()))
+            .await
+    );
+    assert!(!n1.snapshot().frozen());
+    let outcome = n1.apply_admin(&sign(&[&ops[0]], &cordon, &n1.snapshot()));
+    assert!(outcome.is_accepted(), "{outcome}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_command_the_node_refuses_starts_no_cooldown() {
+    let ops = operators(1);
+    let mut reg = OperatorRegistry::new();
+    reg.register_public(ops[0].public());
+    // The default 30 s ICE cooldown.
+    let verifier = Arc::new(AdminVerifier::new(Arc::new(reg), 1));
+    let cluster = Cluster::start_with_deadline(2, config(verifier), DEADLINE).await.unwrap();
+    let n0 = cluster.nth(0).unwrap();
+    let freeze = AdminCommand::Freeze { ttl_ms: 60_000 };
+
+    let stale = ops[0].sign_command(
+        EnvelopeDraft::new(freeze.class(), freeze.target(), freeze.to_payload())
+            .blast_radius([1; 32]),
+    );
+    assert_eq!(code(&n0.apply_admin(&stale)), "simulation_mismatch");
+    // Simulated again and re-signed: accepted at once.
+    let outcome = n0.apply_admin(&sign(&[&ops[0]], &freeze, &n0.snapshot()));
+    assert!(outcome.is_accepted(), "{outcome}");
+    // The accepted one started the cooldown for its target.
+    let again = n0.apply_admin(&sign(&[&ops[0]], &freeze, &n0.snapshot()));
+    assert_eq!(code(&again), "cooldown_active");
+    // Every outcome is in the ledger.
+    assert_eq!(n0.audit_since(0, 10).len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

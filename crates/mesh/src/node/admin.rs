@@ -8,36 +8,48 @@ use crate::daemon::DaemonControl;
 
 impl Inner {
     /// Verifies, records and applies one envelope. Every outcome is recorded in
-    /// the ledger (when the node has a verifier), accepted or not.
+    /// the ledger, accepted or not (a node without a verifier records its refusal).
     pub(crate) fn apply_admin(self: &Arc<Self>, envelope: &SignedEnvelope) -> AdminOutcome {
         let Some(verifier) = self.config.admin_verifier.clone() else {
-            return AdminOutcome::Rejected {
-                code: "no_verifier".into(),
-                reason: "this node has no admin verifier installed; it refuses every command"
-                    .into(),
-                audit_seq: None,
+            let (code, reason) = (
+                "no_verifier".to_owned(),
+                "this node has no admin verifier installed; it refuses every command".to_owned(),
+            );
+            let record = AuditRecord {
+                ts_ms: mesh_auth::unix_now_ms(),
+                operators: Vec::new(),
+                class: envelope.body.class,
+                target: envelope.body.target.clone(),
+                payload_digest: envelope.body.payload_digest(),
+                nonce: envelope.body.nonce,
+                outcome: mesh_auth::AuditOutcome::Rejected {
+                    code: code.clone(),
+                    detail: reason.clone(),
+                },
             };
+            let audit_seq = self.ledger.lock().append(record).ok().map(|entry| entry.seq);
+            self.dirty.store(true, Ordering::Release);
+            return AdminOutcome::Rejected { code, reason, audit_seq };
         };
         let now_ms = mesh_auth::unix_now_ms();
-        let verified = verifier.verify(envelope, now_ms);
-        let (outcome_record, decision) = match &verified {
+        // The node's own checks run inside verification, so an ICE command this
+        // node refuses does not start the target's cooldown.
+        let verified =
+            verifier.verify_with(envelope, now_ms, |_| self.check_command(envelope, now_ms));
+        let (outcome_record, decision) = match verified {
             Err(rejection) => (
-                AuditRecord::from_verification(envelope, Err(rejection), now_ms),
+                AuditRecord::from_verification(envelope, Err(&rejection), now_ms),
                 Err((rejection.reason.code().to_owned(), rejection.to_string())),
             ),
-            Ok(v) => {
-                let record = AuditRecord::from_verification(envelope, Ok(v), now_ms);
-                match self.check_command(envelope, now_ms) {
-                    Ok(command) => (record, Ok(command)),
-                    Err((code, reason)) => {
-                        let mut record = record;
-                        record.outcome = mesh_auth::AuditOutcome::Rejected {
-                            code: code.clone(),
-                            detail: reason.clone(),
-                        };
-                        (record, Err((code, reason)))
-                    }
+            Ok((v, checked)) => {
+                let mut record = AuditRecord::from_verification(envelope, Ok(&v), now_ms);
+                if let Err((code, reason)) = &checked {
+                    record.outcome = mesh_auth::AuditOutcome::Rejected {
+                        code: code.clone(),
+                        detail: reason.clone(),
+                    };
                 }
+                (record, checked)
             }
         };
         let audit_seq = match self.ledger.lock().append(outcome_record) {
@@ -61,6 +73,15 @@ impl Inner {
                 AdminOutcome::Accepted { audit_seq: audit_seq.unwrap_or_default(), effect }
             }
         }
+    }
+
+    /// When the freeze in force ends, if the cluster is frozen: the latest freeze
+    /// or thaw applied by this node or reported by any cluster node's summary.
+    fn cluster_frozen_until(&self, now_ms: u64) -> Option<u64> {
+        let own = self.admin.lock().clone();
+        let snapshot = self.snapshot.borrow().clone();
+        let peers = snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| &p.admin);
+        crate::admin::cluster_frozen_until(std::iter::once(&own).chain(peers), now_ms)
     }
 
     /// Checks that a verified envelope is a command this node should apply now.
@@ -100,8 +121,9 @@ impl Inner {
                 format!("command is for node {node}, this is {}", self.node_id),
             ));
         }
-        if command.class() == CommandClass::Routine && self.admin.lock().frozen(now_ms) {
-            let until = self.admin.lock().frozen_until_ms.unwrap_or(0);
+        if command.class() == CommandClass::Routine
+            && let Some(until) = self.cluster_frozen_until(now_ms)
+        {
             return Err((
                 "frozen".into(),
                 format!(
@@ -154,10 +176,12 @@ impl Inner {
             }
             AdminCommand::Freeze { ttl_ms } => {
                 admin.frozen_until_ms = Some(now_ms.saturating_add(*ttl_ms));
+                admin.freeze_set_at_ms = now_ms;
                 format!("frozen for {ttl_ms} ms")
             }
             AdminCommand::Thaw => {
                 admin.frozen_until_ms = None;
+                admin.freeze_set_at_ms = now_ms;
                 "thawed".into()
             }
             AdminCommand::Drain { window_ms, .. } => {
