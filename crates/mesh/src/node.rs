@@ -341,7 +341,7 @@ impl MeshNode {
     }
 
     /// A receiver that always holds the newest snapshot (rebuilt at most once per
-    /// 40 ms, and only when something changed, or every 500 ms for ages and RTTs).
+    /// 50 ms, and only when something changed, or every second for ages and RTTs).
     pub fn subscribe(&self) -> watch::Receiver<Arc<MeshSnapshot>> {
         self.handle.subscribe()
     }

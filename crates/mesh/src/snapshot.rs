@@ -1,7 +1,7 @@
 //! `MeshSnapshot`: the cluster's state as one immutable value.
 //!
 //! A node rebuilds its snapshot from the transport's peer table, the fold and its
-//! rings at most once per short tick (40 ms) and publishes it through a
+//! rings at most once per short tick (50 ms) and publishes it through a
 //! `tokio::sync::watch` channel. [`build`] is a pure function of its inputs, so the
 //! same inputs always give the same snapshot (and it can be benchmarked alone).
 

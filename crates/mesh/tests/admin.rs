@@ -193,6 +193,26 @@ async fn freeze_blocks_routine_commands_until_thaw_or_ttl() {
         assert!(outcome.is_accepted(), "{outcome}");
     }
     assert!(wait_until(|| nodes.iter().all(|n| n.snapshot().frozen())).await);
+    // Each node recorded the freeze in its own ledger.
+    for node in &nodes {
+        let ledger = node.audit_since(0, 100);
+        assert!(
+            ledger
+                .iter()
+                .any(|e| e.record.class == CommandClass::Ice && e.record.outcome.is_accepted()),
+            "{:?}",
+            node.node_id()
+        );
+    }
+    // A forged cluster-wide command is refused by every node and recorded by each.
+    let mut forged = sign(&[&ops[0]], &AdminCommand::Thaw, &nodes[0].snapshot());
+    forged.body.payload = freeze.to_payload();
+    for node in &nodes {
+        let before = node.audit_since(0, 100).len();
+        assert_eq!(code(&node.apply_admin(&forged)), "bad_signature");
+        assert_eq!(node.audit_since(0, 100).len(), before + 1);
+        assert!(node.snapshot().frozen() || node.admin_state().frozen_until_ms.is_some());
+    }
     let cordon = AdminCommand::Cordon { node: nodes[1].node_id() };
     assert_eq!(
         code(&nodes[1].apply_admin(&sign(&[&ops[0]], &cordon, &nodes[1].snapshot()))),
@@ -459,4 +479,148 @@ async fn kill_migration_and_target_death_leave_the_daemon_on_the_source() {
     );
     assert!(source.snapshot().recent_failures.iter().any(|f| f.kind == "migration_failed"));
     drop(handle);
+}
+
+/// A daemon that records the controls it receives.
+struct Recorder {
+    controls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn on_control(&mut self, control: mesh::DaemonControl) {
+        self.controls.lock().push(format!("{control:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_delivers_drain_start_then_drain_finish_to_daemons() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(2, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let n0 = cluster.nth(0).unwrap();
+    let controls = Arc::new(Mutex::new(Vec::new()));
+    let _handle = n0
+        .register_daemon(
+            Box::new(Recorder { controls: controls.clone() }),
+            EntityKeypair::generate(),
+        )
+        .unwrap();
+    let drain = AdminCommand::Drain { node: n0.node_id(), window_ms: 300 };
+    assert!(n0.apply_admin(&sign(&[&ops[0]], &drain, &n0.snapshot())).is_accepted());
+    assert!(wait_until(|| controls.lock().iter().any(|c| c.starts_with("DrainFinish"))).await);
+    let seen = controls.lock().clone();
+    let start = seen.iter().position(|c| c.starts_with("DrainStart"));
+    let finish = seen.iter().position(|c| c.starts_with("DrainFinish"));
+    assert!(start.is_some() && start < finish, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_a_failing_restore_leave_the_daemon_on_the_source() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(3, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    register_factories(&cluster, Duration::from_millis(800), seen);
+    let source = cluster.nth(0).unwrap();
+    let handle = source
+        .register_daemon(Box::new(Counter { state: vec![4; 16] }), EntityKeypair::generate())
+        .unwrap();
+    let id = handle.id();
+    assert!(wait_until(|| cluster.nodes().all(|n| n.snapshot().daemon(id).is_some())).await);
+
+    // MigrationHandle::cancel while the slow restore runs.
+    let migration = source.migrate(id, cluster.nth(1).unwrap().node_id()).unwrap();
+    assert!(
+        wait_until(|| source.snapshot().migrations.iter().any(|m| m.id == migration.id())).await
+    );
+    migration.cancel();
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, migration.wait()).await.unwrap(),
+        Err(MigrationError::Cancelled)
+    );
+    assert_eq!(migration.phase(), MigrationPhase::Cancelled);
+    assert!(source.snapshot().daemon(id).is_some_and(|d| d.node == source.node_id()));
+
+    // A target whose restore fails: the migration fails with its reason, the
+    // daemon stays (running) on the source, and a failure is recorded.
+    let target = cluster.nth(2).unwrap();
+    target.register_factory("counter", |_| Err("restore exploded".to_owned()));
+    let migration = source.migrate(id, target.node_id()).unwrap();
+    let result = tokio::time::timeout(DEADLINE, migration.wait()).await.unwrap();
+    assert!(matches!(&result, Err(e) if e.to_string().contains("restore exploded")), "{result:?}");
+    assert!(
+        wait_until(|| source.snapshot().daemon(id).is_some_and(|d| {
+            d.node == source.node_id() && d.lifecycle == mesh::Lifecycle::Running
+        }))
+        .await
+    );
+    assert!(
+        wait_until(|| source
+            .snapshot()
+            .recent_failures
+            .iter()
+            .any(|f| f.kind == "migration_failed"))
+        .await
+    );
+    assert!(target.snapshot().daemon(id).is_none_or(|d| d.node == source.node_id()));
+    drop(handle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_published_during_a_migration_are_not_lost() {
+    let ops = operators(1);
+    let cluster =
+        Cluster::start_with_deadline(2, config(verifier(&ops, 1)), DEADLINE).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    register_factories(&cluster, Duration::from_millis(300), seen);
+    let (source, target) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    let handle = source
+        .register_daemon(Box::new(Counter { state: vec![1; 8] }), EntityKeypair::generate())
+        .unwrap();
+    let id = handle.id();
+    assert!(wait_until(|| target.snapshot().daemon(id).is_some()).await);
+
+    // A writer keeps publishing through the daemon's logger during the move.
+    let logger = handle.logger();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                logger.publish_log(mesh::LogLevel::Info, format!("line {n}"));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (n, logger.dropped())
+        })
+    };
+    let migration = source.migrate(id, target.node_id()).unwrap();
+    tokio::time::timeout(DEADLINE, migration.wait()).await.unwrap().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (published, dropped) = writer.join().unwrap();
+    assert!(published > 0);
+
+    // Every line is on the source or the target (replayed), or counted dropped.
+    let held = |node: &MeshNode| -> std::collections::HashSet<String> {
+        node.logs_since(0, usize::MAX)
+            .into_iter()
+            .filter(|l| l.daemon == Some(id))
+            .map(|l| l.message)
+            .collect()
+    };
+    assert!(
+        wait_until(|| {
+            let all: std::collections::HashSet<String> =
+                held(source).union(&held(target)).cloned().collect();
+            (0..published).filter(|n| all.contains(&format!("line {n}"))).count() as u64 + dropped
+                >= u64::from(published)
+        })
+        .await,
+        "published {published}, dropped {dropped}"
+    );
+    assert!(!held(target).is_empty(), "lines from the move were replayed on the target");
 }

@@ -1,6 +1,6 @@
 //! The state task: daemons, logs, the fold and the snapshot.
 //!
-//! One task per node runs a 40 ms tick: it polls daemons (guarded), delivers
+//! One task per node runs a 50 ms tick: it polls daemons (guarded), delivers
 //! controls and backpressure, keeps this node's summary and pushes it to peers when
 //! it changes, answers and sends fold digests, and rebuilds the snapshot when
 //! something changed (at most once per tick). A second small task drains the log
