@@ -1,5 +1,7 @@
-//! The deck on a real 9-node cluster: signed admin actions through `DeckClient`
-//! (routine and ICE, accepted and rejected), visible in the NODES and AUDIT views;
+//! The deck on a real 9-node cluster: daemons registered on several nodes, seen in
+//! the DAEMONS view (names, roles, placement) and counted in the NODES view;
+//! signed admin actions through `DeckClient` (routine and ICE, accepted and
+//! rejected), visible in the NODES and AUDIT views;
 //! merged logs and failures from other nodes; the call tail; blob adapters.
 //!
 //! Every wait is a condition with a generous deadline: this must pass on a loaded
@@ -49,6 +51,31 @@ fn node_row(table: &Table, node: NodeId) -> Option<&deck_model::Row> {
     table.row(deck_model::RowId::Node(node))
 }
 
+/// The number of daemons a NODES row says are placed on its node (`3` or
+/// `3 (1 !)` when some are not healthy).
+fn placed(table: &Table, row: &deck_model::Row) -> Option<u64> {
+    cell(table, row, "DAEMONS").split_whitespace().next()?.parse().ok()
+}
+
+/// A daemon that only has a name.
+struct Named(&'static str);
+
+impl mesh::Daemon for Named {
+    fn name(&self) -> &str {
+        self.0
+    }
+}
+
+/// The daemons of the 9-node test: (node index, name).
+const PLACEMENT: [(usize, &str); 6] = [
+    (0, "node_agent"),
+    (2, "inference_worker#replica"),
+    (3, "inference_worker#replica"),
+    (4, "trainer_canary#standby"),
+    (4, "rollout_forge#fork@7"),
+    (6, "trainer_canary#standby"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_actions_through_the_deck_are_signed_verified_and_visible() {
     let op = operator(60);
@@ -69,11 +96,63 @@ async fn admin_actions_through_the_deck_are_signed_verified_and_visible() {
         services.push((serve_node_services(&rpc).unwrap(), rpc));
     }
     let nodes: Vec<NodeId> = cluster.nodes().map(|n| n.node_id()).collect();
+    // A few daemons on several nodes (keep the handles: dropping one ends it).
+    let mut daemons = Vec::new();
+    for (k, (i, name)) in PLACEMENT.iter().enumerate() {
+        let key = EntityKeypair::from_seed(&[100 + k as u8; 32]);
+        let handle = cluster.nth(*i).unwrap().register_daemon(Box::new(Named(name)), key).unwrap();
+        daemons.push((handle, nodes[*i], *name));
+    }
     let deck = DeckClient::from_node(cluster.nth(0).unwrap(), op.clone()).unwrap();
     assert_eq!(deck.operator(), op.operator_id());
 
     // The deck sees every node, and reads every node's streams.
     eventually(&deck, "all nine nodes in NET.MAP", |d| full(d, Tab::NetMap).total == 9).await;
+
+    // Every daemon is in DAEMONS with its name, node and role; NODES counts them.
+    let standbys: Vec<mesh::OriginHash> = daemons
+        .iter()
+        .filter(|(_, _, name)| name.ends_with("#standby"))
+        .map(|(h, _, _)| h.id())
+        .collect();
+    let active = standbys.iter().min().copied();
+    let role = |id: mesh::OriginHash, name: &str| match name {
+        "node_agent" => "solo",
+        "inference_worker#replica" => "replica",
+        "rollout_forge#fork@7" => "fork@7",
+        _ if Some(id) == active => "active",
+        _ => "warm",
+    };
+    eventually(&deck, "six daemons in DAEMONS and their counts in NODES", |d| {
+        let table = full(d, Tab::Daemons);
+        let listed = table.total == PLACEMENT.len()
+            && daemons.iter().all(|(h, node, name)| {
+                table.row(deck_model::RowId::Daemon(h.id())).is_some_and(|r| {
+                    cell(&table, r, "NAME") == *name
+                        && cell(&table, r, "NODE") == node.short()
+                        && cell(&table, r, "ROLE") == role(h.id(), name)
+                        && cell(&table, r, "LIFECYCLE") == "running"
+                })
+            });
+        let nodes_view = full(d, Tab::Nodes);
+        let counted = nodes.iter().all(|node| {
+            let want = daemons.iter().filter(|(_, n, _)| n == node).count() as u64;
+            node_row(&nodes_view, *node).and_then(|r| placed(&nodes_view, r)) == Some(want)
+        });
+        listed && counted
+    })
+    .await;
+    // DAEMONS is in lineage order: the two replicas are next to each other.
+    let table = full(&deck.data(), Tab::Daemons);
+    let replicas: Vec<usize> = table
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| cell(&table, r, "NAME") == "inference_worker#replica")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(replicas.len(), 2);
+    assert_eq!(replicas[1], replicas[0] + 1, "group members are listed together");
 
     // A routine command: cordon node 4.
     let target = nodes[4];
@@ -94,8 +173,11 @@ async fn admin_actions_through_the_deck_are_signed_verified_and_visible() {
 
     eventually(&deck, "the cordon in NODES and in AUDIT", |d| {
         let nodes_view = full(d, Tab::Nodes);
+        // Cordoned, and its two daemons stay where they are.
         let cordoned = node_row(&nodes_view, target).is_some_and(|r| {
-            cell(&nodes_view, r, "CORDON") == "yes" && cell(&nodes_view, r, "STATE") == "cordoned"
+            cell(&nodes_view, r, "CORDON") == "yes"
+                && cell(&nodes_view, r, "STATE") == "cordoned"
+                && placed(&nodes_view, r) == Some(2)
         });
         let audit = full(d, Tab::Audit);
         let audited = audit.rows.iter().any(|r| {
@@ -169,6 +251,7 @@ async fn admin_actions_through_the_deck_are_signed_verified_and_visible() {
 
     drop(stranger);
     drop(deck);
+    drop(daemons);
     drop(services);
     cluster.shutdown().await;
 }
