@@ -13,7 +13,7 @@ use mesh::{LogEntry, LogLevel, MeshSnapshot, NodeId, OriginHash};
 
 use super::{Ctx, cells};
 use crate::engine::{Source, compare, effective_sort, finish};
-use crate::table::{Cell, Column, Key, Row, RowId, SortSpec, Style, Table};
+use crate::table::{Cell, Column, Key, Row, RowId, SortDir, SortSpec, Style, Table};
 use crate::tail::Tail;
 use crate::text;
 
@@ -179,7 +179,7 @@ pub(crate) fn ordered(
         Some(_) => cache.order.retain(|&d| d >= first),
     }
     let idx = |d: u64| (d - first) as usize;
-    let mut fresh: Vec<u64> = (cache.upto.max(first)..end)
+    let fresh: Vec<u64> = (cache.upto.max(first)..end)
         .filter(|&d| {
             source.include(idx(d)) && (needle.is_empty() || source.matches(idx(d), &needle))
         })
@@ -188,7 +188,20 @@ pub(crate) fn ordered(
     match sort {
         None => cache.order.extend(fresh),
         Some(sort) => {
-            fresh.sort_by(|&a, &b| compare(source, sort, idx(a), idx(b)));
+            // Each line's key is read once, not once per comparison.
+            let mut keyed: Vec<(Key<'_>, u64)> =
+                fresh.iter().map(|&d| (source.key(idx(d), sort.column), d)).collect();
+            // Equal keys keep the natural (sequence) order in both directions: with
+            // the sequence as the tie-break the order is total, so an unstable sort
+            // gives exactly the stable result, faster and without a buffer.
+            keyed.sort_unstable_by(|a, b| {
+                match sort.dir {
+                    SortDir::Asc => a.0.total_cmp(&b.0),
+                    SortDir::Desc => b.0.total_cmp(&a.0),
+                }
+                .then(a.1.cmp(&b.1))
+            });
+            let fresh: Vec<u64> = keyed.into_iter().map(|(_, d)| d).collect();
             // Every fresh line is newer than every line held, so it goes after the
             // held lines that compare equal: the result equals a stable sort of
             // everything. Binary searches find the places (k log n comparisons);
