@@ -100,26 +100,57 @@ fn decode_hex32(text: &str) -> Option<[u8; 32]> {
 }
 
 /// How often nodes probe each other and how quickly they give up on one.
+///
+/// Probing runs in rounds of `probe_interval`, counted by each node on its own
+/// clock. A node pings a given peer every second round (odd rounds towards
+/// larger ids, even rounds towards smaller ones, so the two sides of a pair
+/// take alternate rounds) and answers every ping with a pong. Each side thus
+/// sends half the pings of pinging every round, yet hears from the other at
+/// least every two rounds, and every round when the two nodes' rounds
+/// interleave (their round counters are not synchronized). A peer first seen
+/// less than 3 s ago is pinged every round, so a joining cluster measures round
+/// trips quickly. Health is judged from silence: the time since the last
+/// authenticated datagram from the peer on any of its sessions.
+///
+/// `MeshNode::start` refuses a profile unless
+/// `0 < probe_interval < unreachable_after` and `degraded_after <= unreachable_after`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimingProfile {
-    /// Interval between pings to each peer.
+    /// Length of one probe round. A node pings a given peer every second round
+    /// (every round while the peer is new) and pongs each of its pings, so the
+    /// peer hears from it at least every two rounds. The maintenance tick runs
+    /// every half round (at least 5 ms); daemons get one round as their
+    /// shutdown grace.
     pub probe_interval: Duration,
-    /// A peer silent for longer than this is Degraded (missed probes).
+    /// A peer silent for longer than this is Degraded ("missed probes").
     pub degraded_after: Duration,
-    /// A peer silent for longer than this is Unreachable.
+    /// A peer silent for longer than this is Unreachable, and sends to it fail
+    /// at once; older sessions of a peer idle this long are closed.
     pub unreachable_after: Duration,
-    /// A peer whose smoothed RTT exceeds this is Degraded.
+    /// A peer is Degraded ("high RTT") while both its smoothed RTT and its
+    /// latest RTT exceed this.
     pub degraded_rtt: Duration,
-    /// How long one handshake attempt may take before it is retried.
+    /// How long an initiated handshake may take (a responder waits twice as
+    /// long). The third handshake message is resent every half of this until
+    /// the responder speaks, for at most four times this. A member learned by
+    /// gossip is dialled again every twice this until it answers.
     pub handshake_timeout: Duration,
-    /// How long the node with the larger id waits for the smaller one to initiate
-    /// before initiating itself (avoids duplicate handshakes on join).
+    /// For a member learned by gossip, the node with the smaller id dials at
+    /// once; the larger waits this long before dialling itself (so a pair
+    /// normally runs one handshake, not two).
     pub initiate_fallback: Duration,
-    /// How often an Unreachable member is redialled (doubles up to 8x on failure).
+    /// An Unreachable peer (not one that left) is redialled this often; the
+    /// interval doubles with each failed attempt, up to 8x. Seeds without a
+    /// live session are dialled at this interval too.
     pub redial_interval: Duration,
-    /// Full member lists are pushed to every peer this often (heals missed news).
+    /// Every this often a node pushes its full member list to every peer, and
+    /// sends a fold digest to three peers (in turn) to heal missed summaries.
     pub gossip_interval: Duration,
-    /// An Unreachable peer is forgotten after this long.
+    /// An Unreachable peer is forgotten after it has been Unreachable this long;
+    /// the fold summary (and so the daemons) of a node without a live session
+    /// is removed once it has not changed for this long (checked each gossip
+    /// interval); members learned by gossip are dropped this long after being
+    /// learned if no session came of them.
     pub forget_after: Duration,
     /// Incomplete fragmented messages are dropped after this long.
     pub reassembly_timeout: Duration,
@@ -128,9 +159,12 @@ pub struct TimingProfile {
 }
 
 impl TimingProfile {
-    /// For nodes on one machine: a probe round every 200 ms (each side of a pair
-    /// pings in alternate rounds, so each hears from the other every round),
-    /// Unreachable after 800 ms of silence (so a dead node is seen within 1 s).
+    /// For nodes on one machine: a probe round every 200 ms (the two sides of a
+    /// pair ping in alternate rounds, so each pings the other every 400 ms and
+    /// hears from it at least that often), Degraded after 600 ms and
+    /// Unreachable after 800 ms of silence, so a dead node is seen within 1 s. Gossip and fold digests
+    /// every second; a dead node's peer entry and daemons are forgotten after
+    /// 60 s.
     pub fn loopback() -> Self {
         Self {
             probe_interval: Duration::from_millis(200),
@@ -147,8 +181,12 @@ impl TimingProfile {
         }
     }
 
-    /// For nodes on a local network: probe every second, Unreachable after 4.5 s
-    /// of silence (within 5 s).
+    /// For nodes on a local network: a probe round every second (the two sides
+    /// of a pair ping in alternate rounds, so each pings the other every 2 s and
+    /// hears from it at least that often), Degraded after 2.5 s and Unreachable
+    /// after 4.5 s of silence, so a dead node is seen within 5 s. Gossip and fold digests
+    /// every 5 s; a dead node's peer entry and daemons are forgotten after
+    /// 10 minutes.
     pub fn lan() -> Self {
         Self {
             probe_interval: Duration::from_secs(1),

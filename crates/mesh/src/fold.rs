@@ -10,6 +10,14 @@
 //! when it changes, and every few hundred milliseconds sends each peer a digest of
 //! the stamps it holds; the peer answers with whatever is newer. A lost datagram is
 //! healed by the next digest round.
+//!
+//! Summaries come from the network, so [`FoldMessage::decode`] refuses (and the
+//! node counts as malformed) any message that is too large, does not parse, or
+//! holds a summary failing [`NodeSummary::validate`]; nothing of such a message
+//! reaches the fold. When a dead node's summary is forgotten ([`Fold::remove`]),
+//! its stamp is remembered so that copies peers still hold are not merged back.
+
+use std::collections::VecDeque;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +32,15 @@ use crate::migrate::MigrationSummary;
 pub const MAX_DAEMONS_PER_NODE: usize = 4096;
 /// Largest encoded fold message accepted.
 pub const MAX_FOLD_MESSAGE: usize = 2 * 1024 * 1024;
+/// Longest daemon health reason accepted from a peer, in bytes. Nodes send
+/// reasons sanitized by [`crate::logs::sanitize`] (at most 256 characters, or a
+/// panic message of up to [`crate::logs::MAX_LOG_LINE`] bytes plus a prefix and
+/// the truncation marker); anything longer is refused as malformed.
+pub const MAX_HEALTH_REASON: usize = crate::logs::MAX_LOG_LINE + 128;
+/// Longest software version string accepted from a peer, in bytes.
+pub const MAX_SOFTWARE_VERSION: usize = 64;
+/// Forgotten nodes whose stamps are remembered (the oldest is dropped first).
+pub const MAX_FORGOTTEN: usize = 4096;
 
 /// Host resources as the owning node measured them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,9 +55,10 @@ pub struct Resources {
     pub mem_total: Option<u64>,
     /// Resident memory of the node's process (bytes).
     pub process_rss: Option<u64>,
-    /// Free bytes on the node's data disk, where measured.
+    /// Bytes an unprivileged process may still write on the host's root
+    /// filesystem (`statvfs("/")`), where measured.
     pub disk_free: Option<u64>,
-    /// Size of the node's data disk, where measured.
+    /// Size of the host's root filesystem (bytes), where measured.
     pub disk_total: Option<u64>,
 }
 
@@ -124,15 +142,31 @@ impl NodeSummary {
     }
 
     /// Structural checks for summaries from the network.
+    ///
+    /// Peer text is refused rather than repaired, as daemon names are: a health
+    /// reason longer than [`MAX_HEALTH_REASON`] bytes or holding a control
+    /// character (honest nodes escape them with [`crate::logs::sanitize`]) makes
+    /// the whole summary malformed.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.daemons.len() > MAX_DAEMONS_PER_NODE {
             return Err("too many daemons");
         }
-        if self.software.len() > 64 {
+        if self.software.len() > MAX_SOFTWARE_VERSION {
             return Err("software version too long");
+        }
+        if self.software.chars().any(char::is_control) {
+            return Err("control characters in software version");
         }
         if self.daemons.iter().any(|d| crate::daemon::validate_name(&d.name).is_err()) {
             return Err("invalid daemon name");
+        }
+        for reason in self.daemons.iter().filter_map(|d| d.health.reason()) {
+            if reason.len() > MAX_HEALTH_REASON {
+                return Err("health reason too long");
+            }
+            if reason.chars().any(char::is_control) {
+                return Err("control characters in health reason");
+            }
         }
         if self.daemons.iter().any(|d| d.saturation_milli > 1000) {
             return Err("saturation out of range");
@@ -178,6 +212,10 @@ impl FoldMessage {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fold {
     summaries: BTreeMap<NodeId, NodeSummary>,
+    /// Stamps of forgotten summaries: no summary at or below them is applied.
+    forgotten: BTreeMap<NodeId, (u64, u64)>,
+    /// `forgotten`'s keys, oldest first (bounds it at [`MAX_FORGOTTEN`]).
+    forgotten_order: VecDeque<NodeId>,
 }
 
 impl Fold {
@@ -187,7 +225,17 @@ impl Fold {
     }
 
     /// Merges one summary; returns true if it changed the fold.
+    ///
+    /// A summary no newer than what was forgotten of its node ([`Fold::remove`])
+    /// is ignored; a newer one (the node came back) is applied.
     pub fn apply(&mut self, summary: NodeSummary) -> bool {
+        if let Some(gone) = self.forgotten.get(&summary.node) {
+            if summary.stamp() <= *gone {
+                return false;
+            }
+            self.forgotten.remove(&summary.node);
+            self.forgotten_order.retain(|n| *n != summary.node);
+        }
         match self.summaries.get(&summary.node) {
             Some(current) if current.stamp() >= summary.stamp() => false,
             _ => {
@@ -234,7 +282,188 @@ impl Fold {
     }
 
     /// Forgets a node's summary (after it has been gone long enough).
+    ///
+    /// Its stamp is remembered (for the last [`MAX_FORGOTTEN`] nodes forgotten),
+    /// so the same summary offered back by a peer that has not forgotten it yet
+    /// does not bring the dead node's daemons back; a newer summary does.
     pub fn remove(&mut self, node: NodeId) -> Option<NodeSummary> {
-        self.summaries.remove(&node)
+        let removed = self.summaries.remove(&node)?;
+        if self.forgotten.insert(node, removed.stamp()).is_none() {
+            self.forgotten_order.push_back(node);
+        }
+        while self.forgotten_order.len() > MAX_FORGOTTEN {
+            if let Some(oldest) = self.forgotten_order.pop_front() {
+                self.forgotten.remove(&oldest);
+            }
+        }
+        Some(removed)
+    }
+
+    /// The stamp a forgotten node had when it was removed, if it is remembered.
+    pub fn forgotten(&self, node: NodeId) -> Option<(u64, u64)> {
+        self.forgotten.get(&node).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::sanitize;
+
+    fn daemon(id: u64, health: DaemonHealth) -> DaemonSummary {
+        DaemonSummary {
+            id: OriginHash(id),
+            name: format!("d{id}"),
+            lifecycle: Lifecycle::Running,
+            health,
+            saturation_milli: 0,
+            restarts: 0,
+            crash_looping: false,
+            started_at_ms: 0,
+            log_dropped: 0,
+            migratable: false,
+        }
+    }
+
+    fn summary(node: u64, version: u64, daemons: Vec<DaemonSummary>) -> NodeSummary {
+        NodeSummary {
+            node: NodeId(node),
+            incarnation: 1,
+            version,
+            produced_at_ms: 0,
+            software: "0.1.0".into(),
+            resources: Resources::default(),
+            daemons,
+            admin: AdminState::default(),
+            migrations: Vec::new(),
+        }
+    }
+
+    fn with_reason(reason: &str) -> NodeSummary {
+        let degraded = DaemonHealth::Degraded { reason: reason.to_owned() };
+        let unhealthy = DaemonHealth::Unhealthy { reason: reason.to_owned() };
+        summary(
+            1,
+            1,
+            vec![daemon(1, DaemonHealth::Healthy), daemon(2, degraded), daemon(3, unhealthy)],
+        )
+    }
+
+    #[test]
+    fn health_reasons_from_peers_are_checked() {
+        assert_eq!(with_reason("disk slow").validate(), Ok(()));
+        for evil in ["\x1b[2Jwiped", "two\nlines", "bell\x07", "nul\0", "c1\u{9b}31m"] {
+            assert_eq!(
+                with_reason(evil).validate(),
+                Err("control characters in health reason"),
+                "{evil:?}"
+            );
+        }
+        let long = "x".repeat(MAX_HEALTH_REASON + 1);
+        assert_eq!(with_reason(&long).validate(), Err("health reason too long"));
+        assert_eq!(with_reason(&"x".repeat(MAX_HEALTH_REASON)).validate(), Ok(()));
+        let mut s = summary(1, 1, Vec::new());
+        s.software = "0.1.0\x1b[1m".into();
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn reasons_an_honest_node_sends_are_accepted() {
+        // The two ways a node fills a reason (daemon.rs): a daemon's own report,
+        // sanitized and cut at 256 characters, and a panic message.
+        let nasty: String = "é\x1b\n\u{85}x".repeat(2000);
+        let reported: String = sanitize(&nasty).chars().take(256).collect();
+        let panicked = format!("panicked: {}", sanitize(&nasty));
+        for reason in [reported, panicked, sanitize(&"\u{7f}".repeat(5000))] {
+            assert_eq!(with_reason(&reason).validate(), Ok(()), "{} bytes", reason.len());
+        }
+    }
+
+    #[test]
+    fn bad_fold_messages_are_refused_whole_and_leave_the_fold_alone() {
+        let mut fold = Fold::new();
+        let good = summary(1, 1, vec![daemon(1, DaemonHealth::Healthy)]);
+        assert!(fold.apply(good.clone()));
+        let before = fold.clone();
+
+        // A valid newer summary next to a bad one: the message is refused whole.
+        let newer_good = summary(1, 2, Vec::new());
+        let bad =
+            summary(2, 9, vec![daemon(7, DaemonHealth::Unhealthy { reason: "\x1b[2J".into() })]);
+        let mut malformed = vec![FoldMessage::Summaries(vec![newer_good, bad]).encode()];
+        // Invalid saturation, name, too many daemons.
+        let mut sat = summary(1, 3, vec![daemon(1, DaemonHealth::Healthy)]);
+        sat.daemons[0].saturation_milli = 1001;
+        let mut name = summary(1, 3, vec![daemon(1, DaemonHealth::Healthy)]);
+        name.daemons[0].name = "bad\nname".into();
+        let many = summary(
+            1,
+            3,
+            (0..=MAX_DAEMONS_PER_NODE as u64).map(|i| daemon(i, DaemonHealth::Healthy)).collect(),
+        );
+        for s in [sat, name, many] {
+            malformed.push(FoldMessage::Summaries(vec![s]).encode());
+        }
+        // Truncated, garbage, and oversized bytes.
+        let full = FoldMessage::Summaries(vec![good.clone()]).encode();
+        malformed.push(full[..full.len() / 2].to_vec());
+        malformed.push(vec![0xff; 64]);
+        malformed.push(vec![0; MAX_FOLD_MESSAGE + 1]);
+        for bytes in &malformed {
+            let decoded = FoldMessage::decode(bytes);
+            assert!(decoded.is_err(), "{} bytes accepted", bytes.len());
+            if let Ok(FoldMessage::Summaries(list)) = decoded {
+                for s in list {
+                    fold.apply(s);
+                }
+            }
+        }
+        assert_eq!(fold, before);
+        // The fold still takes good news.
+        let next = summary(1, 2, Vec::new());
+        let Ok(FoldMessage::Summaries(list)) =
+            FoldMessage::decode(&FoldMessage::Summaries(vec![next.clone()]).encode())
+        else {
+            panic!("a valid message must decode");
+        };
+        assert!(list.into_iter().all(|s| fold.apply(s)));
+        assert_eq!(fold.get(NodeId(1)), Some(&next));
+    }
+
+    #[test]
+    fn forgotten_summaries_stay_forgotten_until_the_node_is_back() {
+        let mut fold = Fold::new();
+        let old = summary(5, 3, vec![daemon(1, DaemonHealth::Healthy)]);
+        fold.apply(old.clone());
+        assert_eq!(fold.remove(NodeId(5)), Some(old.clone()));
+        assert_eq!(fold.forgotten(NodeId(5)), Some((1, 3)));
+        // A peer that still holds it offers it back (or an older one): ignored.
+        assert!(!fold.apply(old.clone()));
+        assert!(!fold.apply(summary(5, 1, Vec::new())));
+        assert!(fold.get(NodeId(5)).is_none());
+        assert!(fold.digest().is_empty());
+        // The node itself lives on (newer version) or restarted (new incarnation).
+        let mut back = summary(5, 1, Vec::new());
+        back.incarnation = 2;
+        assert!(fold.apply(back.clone()));
+        assert_eq!(fold.forgotten(NodeId(5)), None);
+        assert_eq!(fold.get(NodeId(5)), Some(&back));
+        // Removing a node never heard of records nothing.
+        assert_eq!(fold.remove(NodeId(77)), None);
+        assert_eq!(fold.forgotten(NodeId(77)), None);
+    }
+
+    #[test]
+    fn forgotten_stamps_are_bounded() {
+        let mut fold = Fold::new();
+        for n in 0..(MAX_FORGOTTEN as u64 + 10) {
+            fold.apply(summary(n, 1, Vec::new()));
+            fold.remove(NodeId(n));
+        }
+        assert_eq!(fold.forgotten.len(), MAX_FORGOTTEN);
+        assert_eq!(fold.forgotten_order.len(), MAX_FORGOTTEN);
+        assert_eq!(fold.forgotten(NodeId(0)), None);
+        assert_eq!(fold.forgotten(NodeId(MAX_FORGOTTEN as u64 + 9)), Some((1, 1)));
+        assert!(fold.is_empty());
     }
 }

@@ -1,8 +1,8 @@
-//! Host resources from the operating system, where available (Linux `/proc`).
+//! Host resources from the operating system, where available (Linux `/proc`,
+//! and `statvfs` of the root filesystem for disk figures).
 //!
-//! Every reader returns `None` when the file is missing or unreadable, so other
-//! platforms simply report fewer figures. Disk figures are not read here (they
-//! need `statvfs`); nodes with a data directory may fill them in.
+//! Every reader returns `None` when the file is missing or unreadable (or the
+//! call fails), so other platforms simply report fewer figures.
 
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,7 +13,8 @@ use crate::fold::Resources;
 /// host and process figures, so nine in-process nodes read `/proc` once.
 const SHARED_FOR: Duration = Duration::from_millis(500);
 
-/// What the OS offers, at most [`SHARED_FOR`] old.
+/// What the OS offers, at most 500 ms old (`SHARED_FOR`): one sample is shared
+/// by every node in the process.
 pub fn sample() -> Resources {
     static LAST: Mutex<Option<(Instant, Resources)>> = Mutex::new(None);
     let now = Instant::now();
@@ -38,15 +39,37 @@ pub fn sample_now() -> Resources {
         .get_or_init(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let cpu_load_milli = read_loadavg().map(|load| ((load / cpus as f64) * 1000.0).round() as u32);
     let (mem_total, mem_used) = read_meminfo().map_or((None, None), |(t, u)| (Some(t), Some(u)));
+    let disk = read_disk(DISK_PATH);
     Resources {
         cpu_load_milli,
         cpus,
         mem_used,
         mem_total,
         process_rss: read_rss(),
-        disk_free: None,
-        disk_total: None,
+        disk_free: disk.map(|d| d.free),
+        disk_total: disk.map(|d| d.total),
     }
+}
+
+/// The filesystem whose space is reported: the root. `MeshConfig` has no data
+/// directory, and every node in a process shares one sample.
+const DISK_PATH: &str = "/";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Disk {
+    /// Bytes an unprivileged process may still write (`f_bavail`, as `df` shows).
+    free: u64,
+    /// Size of the filesystem in bytes.
+    total: u64,
+}
+
+fn read_disk(path: &str) -> Option<Disk> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    // Block counts are in units of the fragment size (`f_frsize`).
+    let unit = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize };
+    let total = st.f_blocks.checked_mul(unit)?;
+    let free = st.f_bavail.checked_mul(unit)?.min(total);
+    Some(Disk { free, total })
 }
 
 fn read_loadavg() -> Option<f64> {
@@ -75,6 +98,16 @@ fn read_rss() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn disk_figures_on_linux() {
+        let r = super::sample_now();
+        if cfg!(target_os = "linux") {
+            let (free, total) = (r.disk_free.unwrap(), r.disk_total.unwrap());
+            assert!(total > 0 && free <= total, "free {free} total {total}");
+        }
+        assert_eq!(super::read_disk("/no/such/path/for/mesh/tests"), None);
+    }
+
     #[test]
     fn sample_never_panics_and_reads_linux() {
         let r = super::sample();

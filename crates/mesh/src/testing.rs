@@ -155,7 +155,8 @@ impl Cluster {
         self.slots.get(i).and_then(|s| s.node.as_ref())
     }
 
-    /// Node `i`'s identity (kept across restarts).
+    /// Node `i`'s identity (kept across [`Cluster::restart`], replaced by
+    /// [`Cluster::restart_with_new_identity`]).
     pub fn identity(&self, i: usize) -> Option<&EntityKeypair> {
         self.slots.get(i).map(|s| &s.identity)
     }
@@ -171,17 +172,41 @@ impl Cluster {
     /// Starts node `i` again with the same identity on the same address, seeded by
     /// another running node. Does not wait for convergence.
     pub async fn restart(&mut self, i: usize) -> Result<(), ClusterError> {
-        let slot = self.slots.get(i).ok_or(ClusterError::NoSuchNode(i))?;
-        if slot.node.is_some() {
-            return Err(ClusterError::NoSuchNode(i));
+        let identity = self.stopped_slot(i)?.identity.clone();
+        self.start_slot(i, identity).await
+    }
+
+    /// Starts stopped node `i` again on the same address with a fresh identity
+    /// (a new keypair, so a new [`NodeId`]), as a machine reinstalled with new
+    /// keys would come back; seeded by another running node. Returns the new
+    /// id. Does not wait for convergence.
+    pub async fn restart_with_new_identity(&mut self, i: usize) -> Result<NodeId, ClusterError> {
+        self.stopped_slot(i)?;
+        let identity = EntityKeypair::generate();
+        let node_id = identity.node_id();
+        self.start_slot(i, identity).await?;
+        Ok(node_id)
+    }
+
+    /// Slot `i`, if it exists and its node is stopped.
+    fn stopped_slot(&self, i: usize) -> Result<&Slot, ClusterError> {
+        match self.slots.get(i) {
+            Some(slot) if slot.node.is_none() => Ok(slot),
+            _ => Err(ClusterError::NoSuchNode(i)),
         }
+    }
+
+    /// Starts slot `i`'s node with `identity` on the slot's address; on success
+    /// the slot takes the identity.
+    async fn start_slot(&mut self, i: usize, identity: EntityKeypair) -> Result<(), ClusterError> {
+        let addr = self.stopped_slot(i)?.addr;
         let seed = self
             .slots
             .iter()
             .enumerate()
             .find(|(j, s)| *j != i && s.node.is_some())
             .map(|(_, s)| s.addr);
-        let mut cfg = self.template.clone().identity(slot.identity.clone()).bind(slot.addr);
+        let mut cfg = self.template.clone().identity(identity.clone()).bind(addr);
         if let Some(seed) = seed {
             cfg = cfg.seed(seed.to_string());
         }
@@ -200,7 +225,10 @@ impl Cluster {
                 Err(source) => return Err(ClusterError::Start { index: i, source }),
             }
         };
-        self.slots[i].node = Some(node);
+        let slot = &mut self.slots[i];
+        slot.node_id = identity.node_id();
+        slot.identity = identity;
+        slot.node = Some(node);
         Ok(())
     }
 

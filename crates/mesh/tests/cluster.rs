@@ -186,26 +186,58 @@ async fn bad_configuration_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_a_new_identity_rejoins() {
-    let cluster = Cluster::start_with_deadline(3, config(), DEADLINE).await.unwrap();
-    let seed = cluster.nth(0).unwrap().local_addr().to_string();
-    let newcomer = MeshNode::start(config().seed(seed)).await.unwrap();
-    let id = newcomer.node_id();
-    let joined = cluster
+    let mut cluster = Cluster::start_with_deadline(4, config(), DEADLINE).await.unwrap();
+    let old_id = cluster.identity(2).unwrap().node_id();
+    let addr = cluster.nth(2).unwrap().local_addr();
+
+    // Node 2 dies and comes back at once on the same address with new keys.
+    cluster.kill(2).unwrap();
+    let new_id = cluster.restart_with_new_identity(2).await.unwrap();
+    assert_ne!(new_id, old_id);
+    assert_eq!(cluster.identity(2).unwrap().node_id(), new_id);
+    let reborn = cluster.nth(2).unwrap();
+    assert_eq!(reborn.node_id(), new_id);
+    assert_eq!(reborn.local_addr(), addr);
+
+    // Every other node sees the new id Healthy, and the old id gone or
+    // Unreachable (it is never confused with the new one).
+    let others = [0usize, 1, 3];
+    let settled = cluster
         .wait_for(DEADLINE, |c| {
-            c.nodes().all(|n| n.peers().iter().any(|p| p.node_id == id && p.health.is_healthy()))
+            others.iter().all(|&i| {
+                let peers = c.nth(i).unwrap().peers();
+                let new_ok = peers.iter().any(|p| p.node_id == new_id && p.health.is_healthy());
+                let old_ok = peers.iter().all(|p| p.node_id != old_id || p.health.is_unreachable());
+                new_ok && old_ok
+            })
         })
         .await;
-    assert!(joined);
-    assert!(
-        cluster
-            .wait_for(DEADLINE, |_| newcomer
-                .peers()
-                .iter()
-                .filter(|p| p.health.is_healthy())
-                .count()
-                == 3)
-            .await
-    );
+    let seen: Vec<_> = others
+        .iter()
+        .map(|&i| {
+            let peers = cluster.nth(i).unwrap().peers();
+            peers.into_iter().map(|p| (p.node_id, p.health.label())).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(settled, "old {old_id}, new {new_id}, seen: {seen:?}");
+    // The newcomer sees everyone, and the cluster is whole under the new id.
+    cluster.wait_converged(DEADLINE).await.unwrap();
+    let reborn = cluster.nth(2).unwrap();
+    assert!(reborn.peers().iter().all(|p| p.node_id != old_id));
+    for &i in &others {
+        let addr_of_new = cluster
+            .nth(i)
+            .unwrap()
+            .peers()
+            .into_iter()
+            .find(|p| p.node_id == new_id)
+            .map(|p| p.addr);
+        assert_eq!(addr_of_new, Some(addr));
+    }
+    // Restarting a running node, or one that does not exist, is refused.
+    assert!(cluster.restart_with_new_identity(2).await.is_err());
+    assert!(cluster.restart_with_new_identity(9).await.is_err());
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,17 @@
-//! Property tests: wire encode/decode, hostile bytes, reassembly in any order,
-//! and the replay window against a simple model.
+//! Property tests: wire encode/decode, hostile bytes, reassembly in any order
+//! (duplicates anywhere, memory caps), the replay window against a simple model,
+//! the fold, and peer text checks.
+//!
+//! Failing cases are recorded in `proptest-regressions/props.txt` (relative to
+//! the crate, where `cargo test` runs) and replayed before new cases.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use mesh::fold::{DaemonSummary, Fold, FoldMessage, NodeSummary, Resources};
-use mesh::fragment::{Reassembler, ReassemblyLimits, split};
+use mesh::fold::{DaemonSummary, Fold, FoldMessage, MAX_HEALTH_REASON, NodeSummary, Resources};
+use mesh::fragment::{Reassembler, ReassemblyDrop, ReassemblyLimits, split};
 use mesh::lineage::{Lineage, ParsedName};
-use mesh::logs::Ring;
+use mesh::logs::{Ring, sanitize};
 use mesh::replay::{ReplayWindow, WINDOW};
 use mesh::wire::{Frame, MemberEntry, Packet};
 use mesh::{DaemonHealth, Lifecycle, NodeId, OriginHash};
@@ -71,6 +75,7 @@ fn build_frame(kind: u8, x: u64, y: u64, a: u32, b: u32, body: &[u8]) -> Frame<'
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
+        // Relative to the crate root, where `cargo test` runs the tests.
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/props.txt"))),
         ..ProptestConfig::default()
     })]
@@ -120,31 +125,117 @@ proptest! {
         dups in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
         let pieces: Vec<&[u8]> = split(&payload, piece).collect();
-        let count = pieces.len() as u32;
-        let mut order: Vec<usize> = (0..pieces.len()).collect();
-        // Shuffle deterministically from the seed, then add duplicates.
+        let n = pieces.len();
+        let count = n as u32;
+        let mut order: Vec<usize> = (0..n).collect();
+        // Shuffle deterministically from the seed...
         for (i, s) in order_seed.iter().enumerate() {
-            let n = order.len();
             order.swap(i % n, *s as usize % n);
         }
-        for d in dups { order.push(d % pieces.len()); }
+        // ...then put duplicates anywhere: before a piece's first copy, between
+        // pieces, or after the message is complete.
+        for d in dups {
+            let at = (d / n) % (order.len() + 1);
+            order.insert(at, d % n);
+        }
+        // The step at which the last missing piece first arrives.
+        let mut seen = HashSet::new();
+        let completes = order.iter().position(|i| seen.insert(*i) && seen.len() == n);
+        prop_assert!(completes.is_some());
         let mut r = Reassembler::new(ReassemblyLimits {
             max_message: 1 << 20, max_bytes: 1 << 20, max_messages: 4, max_piece: 1024,
             timeout: Duration::from_secs(5),
         });
         let now = Instant::now();
         let mut delivered = Vec::new();
-        for i in order {
-            if let Some(done) = r.push(7, i as u32, count, 3, pieces[i], now).unwrap() {
-                delivered.push(done);
-            }
+        for (step, &i) in order.iter().enumerate() {
+            let out = r.push(7, i as u32, count, 3, pieces[i], now).unwrap();
+            prop_assert_eq!(out.is_some(), Some(step) == completes, "step {} piece {}", step, i);
+            prop_assert!(r.held_bytes() <= payload.len());
+            delivered.extend(out);
         }
         prop_assert_eq!(delivered.len(), 1, "exactly one delivery");
         prop_assert_eq!(&delivered[0].payload, &payload);
         prop_assert_eq!(delivered[0].kind, 3);
-        // Late duplicates start a new partial (the message id is reused only by a
-        // misbehaving sender) but never deliver it twice by themselves.
-        prop_assert_eq!(r.held_bytes() <= 1 << 20, true);
+        // Late duplicates of a completed message hold nothing.
+        prop_assert_eq!(r.held_bytes(), 0);
+        prop_assert_eq!(r.held_messages(), 0);
+    }
+
+    #[test]
+    fn reassembly_over_the_memory_caps_drops_cleanly(
+        sizes in proptest::collection::vec(1usize..3000, 1..6),
+        max_bytes in 64usize..4000,
+        max_messages in 1usize..4,
+        order_seed in proptest::collection::vec(any::<u32>(), 0..200),
+        dups in proptest::collection::vec(any::<usize>(), 0..40),
+    ) {
+        const PIECE: usize = 100;
+        let payloads: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(m, &len)| (0..len).map(|j| (m * 31 + j * 7) as u8).collect())
+            .collect();
+        let pieces: Vec<Vec<&[u8]>> = payloads.iter().map(|p| split(p, PIECE).collect()).collect();
+        // Every piece of every message, interleaved, with duplicates anywhere.
+        let mut order: Vec<(usize, usize)> = pieces
+            .iter()
+            .enumerate()
+            .flat_map(|(m, ps)| (0..ps.len()).map(move |i| (m, i)))
+            .collect();
+        let n = order.len();
+        for (i, s) in order_seed.iter().enumerate() {
+            order.swap(i % n, *s as usize % n);
+        }
+        for d in dups {
+            let at = (d / n) % (order.len() + 1);
+            order.insert(at, order[d % n]);
+        }
+        let timeout = Duration::from_secs(5);
+        let mut r = Reassembler::new(ReassemblyLimits {
+            max_message: 1 << 20, max_bytes, max_messages, max_piece: PIECE, timeout,
+        });
+        let now = Instant::now();
+        // A model of what must be held: pieces by message; dropped partials hold nothing.
+        let mut held: HashMap<usize, HashSet<usize>> = HashMap::new();
+        let mut delivered = vec![false; payloads.len()];
+        let mut over_cap = vec![0usize; payloads.len()];
+        for (m, i) in order {
+            let piece = pieces[m][i];
+            match r.push(m as u32, i as u32, pieces[m].len() as u32, 9, piece, now) {
+                Ok(Some(done)) => {
+                    prop_assert!(!delivered[m], "message {} delivered twice", m);
+                    prop_assert_eq!(&done.payload, &payloads[m]);
+                    prop_assert_eq!(done.kind, 9);
+                    delivered[m] = true;
+                    held.remove(&m);
+                }
+                Ok(None) => {
+                    if !delivered[m] {
+                        held.entry(m).or_default().insert(i);
+                    }
+                }
+                Err(drop) => {
+                    prop_assert_eq!(drop, ReassemblyDrop::OverCap);
+                    over_cap[m] += 1;
+                    held.remove(&m);
+                }
+            }
+            let model_bytes: usize =
+                held.iter().flat_map(|(m, is)| is.iter().map(|i| pieces[*m][*i].len())).sum();
+            prop_assert!(r.held_bytes() <= max_bytes);
+            prop_assert!(r.held_messages() <= max_messages);
+            prop_assert_eq!(r.held_bytes(), model_bytes);
+            prop_assert_eq!(r.held_messages(), held.len());
+        }
+        for (m, p) in payloads.iter().enumerate() {
+            if p.len() > max_bytes {
+                prop_assert!(!delivered[m] && over_cap[m] > 0, "message {} above the cap", m);
+            }
+        }
+        prop_assert_eq!(r.expire(now + timeout * 2), held.len());
+        prop_assert_eq!(r.held_bytes(), 0);
+        prop_assert_eq!(r.held_messages(), 0);
     }
 
     #[test]
@@ -271,5 +362,60 @@ proptest! {
             prop_assert_eq!(&p.lineage, &lineage);
             prop_assert_eq!(p.to_string(), full);
         }
+    }
+
+    #[test]
+    fn peer_health_reasons_are_accepted_only_when_clean_and_short(
+        chars in proptest::collection::vec(any::<char>(), 0..1400),
+        control in proptest::option::of((any::<usize>(), 0u32..0x20)),
+        unhealthy in any::<bool>(),
+    ) {
+        let mut reason: String = chars.into_iter().collect();
+        if let Some((at, c)) = control {
+            let boundaries: Vec<usize> =
+                reason.char_indices().map(|(i, _)| i).chain([reason.len()]).collect();
+            let at = boundaries[at % boundaries.len()];
+            reason.insert(at, char::from_u32(c).unwrap_or('\0'));
+        }
+        let with = |reason: String| {
+            let health = if unhealthy {
+                DaemonHealth::Unhealthy { reason }
+            } else {
+                DaemonHealth::Degraded { reason }
+            };
+            NodeSummary {
+                node: NodeId(1),
+                incarnation: 1,
+                version: 1,
+                produced_at_ms: 0,
+                software: "t".into(),
+                resources: Resources::default(),
+                admin: Default::default(),
+                migrations: Vec::new(),
+                daemons: vec![DaemonSummary {
+                    id: OriginHash(1),
+                    name: "d".into(),
+                    lifecycle: Lifecycle::Running,
+                    health,
+                    saturation_milli: 0,
+                    restarts: 0,
+                    crash_looping: false,
+                    started_at_ms: 0,
+                    log_dropped: 0,
+                    migratable: false,
+                }],
+            }
+        };
+        let clean = reason.len() <= MAX_HEALTH_REASON && !reason.chars().any(char::is_control);
+        let raw = with(reason.clone());
+        prop_assert_eq!(raw.validate().is_ok(), clean);
+        let bytes = FoldMessage::Summaries(vec![raw.clone()]).encode();
+        prop_assert_eq!(FoldMessage::decode(&bytes).is_ok(), clean);
+        // What honest nodes send always passes: a daemon's report (sanitized, at
+        // most 256 characters) and a panic message.
+        let reported: String = sanitize(&reason).chars().take(256).collect();
+        prop_assert!(with(reported).validate().is_ok());
+        let panicked = format!("panicked: {}", sanitize(&reason));
+        prop_assert!(with(panicked).validate().is_ok());
     }
 }

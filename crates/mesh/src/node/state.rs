@@ -37,6 +37,8 @@ pub(crate) struct FoldState {
     next_resources: Option<Instant>,
     /// When each node's summary last changed here (for forgetting dead nodes).
     applied_at: HashMap<NodeId, Instant>,
+    /// When each node in the fold was first seen without a live session.
+    down_since: HashMap<NodeId, Instant>,
     snapshot_seq: u64,
     next_digest: Option<Instant>,
     digest_round: usize,
@@ -54,6 +56,7 @@ impl FoldState {
             resources: Resources::default(),
             next_resources: None,
             applied_at: HashMap::new(),
+            down_since: HashMap::new(),
             snapshot_seq: 0,
             next_digest: None,
             digest_round: 0,
@@ -242,26 +245,31 @@ impl Inner {
         self.maybe_rebuild(now);
     }
 
-    /// Summaries of nodes that are gone (no live session) and silent for
-    /// `forget_after` are removed, so their daemons leave the snapshot.
+    /// Summaries of nodes that are gone (no live session) are removed once the
+    /// node has been down and silent for `forget_after`, so their daemons leave
+    /// the snapshot. The clock starts at the later of the node's last summary and
+    /// the moment it was first seen down: a node whose summary had been quiet for
+    /// a long time still shows its daemons (as unreachable) for `forget_after`.
     fn forget_dead_summaries(&self, now: Instant) {
         let live: Vec<NodeId> = self.live_peers();
         let forget_after = self.config.timing.forget_after;
         let mut fs = self.fold.lock();
-        let stale: Vec<NodeId> = fs
-            .fold
+        let FoldState { fold, applied_at, down_since, .. } = &mut *fs;
+        down_since.retain(|n, _| !live.contains(n));
+        let stale: Vec<NodeId> = fold
             .iter()
             .map(|s| s.node)
             .filter(|n| *n != self.node_id && !live.contains(n))
             .filter(|n| {
-                fs.applied_at
-                    .get(n)
-                    .is_none_or(|t| now.saturating_duration_since(*t) > forget_after)
+                let down = *down_since.entry(*n).or_insert(now);
+                let quiet_since = applied_at.get(n).map_or(down, |t| (*t).max(down));
+                now.saturating_duration_since(quiet_since) > forget_after
             })
             .collect();
         for node in stale {
-            fs.fold.remove(node);
-            fs.applied_at.remove(&node);
+            fold.remove(node);
+            applied_at.remove(&node);
+            down_since.remove(&node);
             self.dirty.store(true, Ordering::Release);
         }
     }
