@@ -188,20 +188,7 @@ pub(crate) fn ordered(
     match sort {
         None => cache.order.extend(fresh),
         Some(sort) => {
-            // Each line's key is read once, not once per comparison.
-            let mut keyed: Vec<(Key<'_>, u64)> =
-                fresh.iter().map(|&d| (source.key(idx(d), sort.column), d)).collect();
-            // Equal keys keep the natural (sequence) order in both directions: with
-            // the sequence as the tie-break the order is total, so an unstable sort
-            // gives exactly the stable result, faster and without a buffer.
-            keyed.sort_unstable_by(|a, b| {
-                match sort.dir {
-                    SortDir::Asc => a.0.total_cmp(&b.0),
-                    SortDir::Desc => b.0.total_cmp(&a.0),
-                }
-                .then(a.1.cmp(&b.1))
-            });
-            let fresh: Vec<u64> = keyed.into_iter().map(|(_, d)| d).collect();
+            let fresh = sort_lines(source, sort, fresh, first);
             // Every fresh line is newer than every line held, so it goes after the
             // held lines that compare equal: the result equals a stable sort of
             // everything. Binary searches find the places (k log n comparisons);
@@ -223,6 +210,35 @@ pub(crate) fn ordered(
         }
     }
     cache.order.iter().map(|&d| idx(d)).collect()
+}
+
+/// Sorts tail sequence numbers `lines` (at or after `first`) by `sort`, equal keys
+/// in sequence order in both directions. Each line's key is read once, not once
+/// per comparison; with the sequence as the tie-break the order is total, so an
+/// unstable sort gives exactly the stable result, faster and without a buffer.
+/// Integer columns (all but the message) sort as plain integer pairs.
+fn sort_lines(source: &Logs<'_>, sort: SortSpec, lines: Vec<u64>, first: u64) -> Vec<u64> {
+    let key = |d: u64| source.key((d - first) as usize, sort.column);
+    let ints: Option<Vec<(i128, u64)>> = lines
+        .iter()
+        .map(|&d| match key(d) {
+            Key::Int(k) => Some((if sort.dir == SortDir::Desc { -k } else { k }, d)),
+            _ => None,
+        })
+        .collect();
+    if let Some(mut ints) = ints {
+        ints.sort_unstable();
+        return ints.into_iter().map(|(_, d)| d).collect();
+    }
+    let mut keyed: Vec<(Key<'_>, u64)> = lines.iter().map(|&d| (key(d), d)).collect();
+    keyed.sort_unstable_by(|a, b| {
+        match sort.dir {
+            SortDir::Asc => a.0.total_cmp(&b.0),
+            SortDir::Desc => b.0.total_cmp(&a.0),
+        }
+        .then(a.1.cmp(&b.1))
+    });
+    keyed.into_iter().map(|(_, d)| d).collect()
 }
 
 pub(crate) fn build(cx: &Ctx<'_>) -> Table {
