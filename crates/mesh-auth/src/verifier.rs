@@ -251,6 +251,33 @@ impl AdminVerifier {
         self.state.lock().nonces.len()
     }
 
+    /// Remembers nonces seen before this verifier existed, for instance those in a
+    /// persisted audit ledger when a node restarts, so their envelopes are refused
+    /// as `replayed` for as long as the freshness window could still admit them.
+    /// Each item is a nonce and when it was seen (ms since the Unix epoch); an
+    /// envelope is never issued later than that plus the future-skew bound, so
+    /// that is taken as its issue time. Items too old to matter are skipped.
+    /// Returns how many nonces were remembered.
+    pub fn remember_seen(
+        &self,
+        seen: impl IntoIterator<Item = (Nonce, u64)>,
+        now_ms: u64,
+    ) -> usize {
+        let skew = duration_ms(self.config.future_skew);
+        let horizon = now_ms.saturating_sub(duration_ms(self.config.freshness));
+        let mut state = self.state.lock();
+        let mut remembered = 0;
+        for (nonce, seen_at_ms) in seen {
+            let issued_at_ms = seen_at_ms.saturating_add(skew);
+            if issued_at_ms < horizon || state.nonces.contains(&nonce) {
+                continue;
+            }
+            self.remember(&mut state, nonce, issued_at_ms, now_ms);
+            remembered += 1;
+        }
+        remembered
+    }
+
     /// Verifies `envelope` at the local time.
     pub fn verify_now(&self, envelope: &SignedEnvelope) -> Result<Verified, Rejection> {
         self.verify(envelope, crate::unix_now_ms())
@@ -537,6 +564,19 @@ mod tests {
         assert_eq!(checked, Ok(()));
         let err = v.verify(&ice(), NOW + 1_002).unwrap_err();
         assert_eq!(err.reason, RejectReason::CooldownActive { remaining_ms: 29_000 });
+    }
+
+    #[test]
+    fn nonces_seen_before_a_restart_are_refused_as_replayed() {
+        let (ops, v) = setup(1, 1);
+        let env = ops[0].sign_command(draft(CommandClass::Routine).ttl(Duration::from_secs(600)));
+        assert!(v.verify(&env, NOW).is_ok());
+        // A new verifier (the node restarted) told what the ledger saw.
+        let (_, fresh) = setup(1, 1);
+        let old_nonce = ([9u8; 16], NOW - 10 * 60 * 1000);
+        assert_eq!(fresh.remember_seen([(env.body.nonce, NOW), old_nonce], NOW + 1_000), 1);
+        assert_eq!(fresh.verify(&env, NOW + 2_000).unwrap_err().reason, RejectReason::Replayed);
+        assert_eq!(fresh.remembered_nonces(), 1);
     }
 
     #[test]

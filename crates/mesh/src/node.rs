@@ -217,6 +217,17 @@ impl MeshNode {
                 if torn > 0 {
                     tracing::warn!(path = %path.display(), bytes = torn, "audit ledger had a torn tail; truncated");
                 }
+                // Envelopes this node verified before a restart stay replays: the
+                // verifier relearns their nonces (those whose signatures counted).
+                if let Some(verifier) = &config.admin_verifier {
+                    let seen = ledger
+                        .since(0, usize::MAX)
+                        .iter()
+                        .filter(|e| !e.record.operators.is_empty())
+                        .map(|e| (e.record.nonce, e.record.ts_ms));
+                    let n = verifier.remember_seen(seen, mesh_auth::unix_now_ms());
+                    tracing::debug!(nonces = n, "replay cache restored from the audit ledger");
+                }
                 ledger
             }
         };

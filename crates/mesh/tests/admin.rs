@@ -304,17 +304,26 @@ async fn ledger_file_survives_restart_and_tampering_is_detected() {
     let key = EntityKeypair::generate();
     let cfg = config(verifier(&ops, 1)).identity(key.clone()).audit_path(&path);
     let node = MeshNode::start(cfg.clone()).await.unwrap();
+    let mut accepted = Vec::new();
     for cmd in [
         AdminCommand::Cordon { node: node.node_id() },
         AdminCommand::Uncordon { node: node.node_id() },
     ] {
-        assert!(node.apply_admin(&sign(&[&ops[0]], &cmd, &node.snapshot())).is_accepted());
+        let envelope = sign(&[&ops[0]], &cmd, &node.snapshot());
+        assert!(node.apply_admin(&envelope).is_accepted());
+        accepted.push(envelope);
     }
     node.shutdown().await;
     drop(node);
 
+    // Restarted as a new process would be: a fresh verifier, the same ledger file.
+    // The envelopes it accepted before are still replays.
+    let cfg = config(verifier(&ops, 1)).identity(key.clone()).audit_path(&path);
     let node = MeshNode::start(cfg.clone()).await.unwrap();
     assert_eq!(node.audit_since(0, 10).len(), 2);
+    for envelope in &accepted {
+        assert_eq!(code(&node.apply_admin(envelope)), "replayed");
+    }
     node.shutdown().await;
     drop(node);
 
