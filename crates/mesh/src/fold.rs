@@ -174,6 +174,16 @@ impl NodeSummary {
         if self.migrations.len() > 1024 || self.admin.avoid.len() > 1024 {
             return Err("too many migrations or avoid entries");
         }
+        for m in &self.migrations {
+            if crate::daemon::validate_name(&m.name).is_err() {
+                return Err("invalid daemon name in a migration");
+            }
+            if let crate::migrate::MigrationPhase::Failed { reason } = &m.phase {
+                if reason.len() > MAX_HEALTH_REASON || reason.chars().any(char::is_control) {
+                    return Err("invalid migration failure reason");
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -365,6 +375,34 @@ mod tests {
         let mut s = summary(1, 1, Vec::new());
         s.software = "0.1.0\x1b[1m".into();
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn migration_text_from_peers_is_checked() {
+        let migration = |name: &str, reason: &str| crate::migrate::MigrationSummary {
+            id: crate::migrate::MigrationId(7),
+            daemon: OriginHash(1),
+            name: name.into(),
+            source: NodeId(1),
+            target: NodeId(2),
+            phase: crate::migrate::MigrationPhase::Failed { reason: reason.into() },
+            bytes_moved: 0,
+            started_at_ms: 0,
+            last_progress_ms: 0,
+        };
+        let with = |m| {
+            let mut s = summary(1, 1, Vec::new());
+            s.migrations = vec![m];
+            s
+        };
+        assert_eq!(with(migration("worker", "restore failed: no disk")).validate(), Ok(()));
+        assert!(with(migration("worker", "restore failed:\x1b[2J")).validate().is_err());
+        assert!(with(migration("worker", "two\nlines")).validate().is_err());
+        assert!(with(migration("wor\nker", "fine")).validate().is_err());
+        let long = "x".repeat(MAX_HEALTH_REASON + 1);
+        assert!(with(migration("worker", &long)).validate().is_err());
+        // What a node sends is escaped first.
+        assert!(with(migration("worker", &sanitize("two\nlines"))).validate().is_ok());
     }
 
     #[test]

@@ -327,7 +327,9 @@ impl Inner {
         let phase = match &result {
             Ok(()) => MigrationPhase::Complete,
             Err(MigrationError::Cancelled) => MigrationPhase::Cancelled,
-            Err(e) => MigrationPhase::Failed { reason: e.to_string() },
+            // The reason may carry a factory's or a peer's text: escape it before
+            // it reaches the summary peers will check.
+            Err(e) => MigrationPhase::Failed { reason: crate::logs::sanitize(&e.to_string()) },
         };
         if result.is_err() {
             // The daemon stays here and goes back to work.
