@@ -305,6 +305,44 @@ pub struct AdminState {
     pub avoid: Vec<NodeId>,
 }
 
+/// First bytes of a persisted admin state file (then a postcard [`AdminState`]).
+const ADMIN_STATE_MAGIC: &[u8] = b"mesh admin state v1\n";
+
+impl AdminState {
+    /// Reads a persisted state; a missing file is the default state.
+    pub(crate) fn load(path: &std::path::Path) -> Result<AdminState, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminState::default()),
+            Err(e) => return Err(format!("cannot read: {e}")),
+        };
+        let body = bytes
+            .strip_prefix(ADMIN_STATE_MAGIC)
+            .ok_or("not an admin state file (wrong header); move it aside to start fresh")?;
+        postcard::from_bytes(body)
+            .map_err(|e| format!("corrupt ({e}); move it aside to start with no cordon or freeze"))
+    }
+
+    /// Writes the state atomically: a temporary file, synced, renamed over
+    /// `path`, and the directory synced.
+    pub(crate) fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut bytes = ADMIN_STATE_MAGIC.to_vec();
+        bytes.extend(postcard::to_stdvec(self).map_err(std::io::Error::other)?);
+        let tmp = path.with_extension("tmp");
+        {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
 /// The freeze in force across `states` at `now_ms`: the latest freeze or thaw
 /// any of them applied decides. Returns when it ends, if it is a freeze.
 pub fn cluster_frozen_until<'a>(

@@ -292,6 +292,9 @@ pub struct MeshConfig {
     pub admin_verifier: Option<Arc<AdminVerifier>>,
     /// Where the audit ledger is persisted (in memory when `None`).
     pub audit_path: Option<PathBuf>,
+    /// Where the node's admin state (cordon, drain, maintenance, freeze, avoid
+    /// list) is persisted, so a restart keeps it (in memory only when `None`).
+    pub admin_state_path: Option<PathBuf>,
 }
 
 /// Role flag of an operator's node (a deck attached to the cluster): it runs no
@@ -318,6 +321,7 @@ impl MeshConfig {
             flags: 0,
             admin_verifier: None,
             audit_path: None,
+            admin_state_path: None,
         }
     }
 
@@ -360,6 +364,13 @@ impl MeshConfig {
     /// Persists the audit ledger at `path` (created if missing, verified on open).
     pub fn audit_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.audit_path = Some(path.into());
+        self
+    }
+
+    /// Persists the node's admin state at `path`: read at start (a missing file is
+    /// the default state), rewritten atomically after every accepted command.
+    pub fn admin_state_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.admin_state_path = Some(path.into());
         self
     }
 

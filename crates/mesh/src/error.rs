@@ -45,6 +45,14 @@ pub enum MeshError {
     /// The audit ledger file could not be opened, or its chain does not verify.
     #[error("audit ledger: {0}")]
     Audit(mesh_auth::AuthError),
+    /// The persisted admin state could not be read.
+    #[error("admin state {path}: {reason}")]
+    AdminState {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// Another I/O failure while setting up.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

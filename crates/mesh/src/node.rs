@@ -231,6 +231,13 @@ impl MeshNode {
                 ledger
             }
         };
+        let admin = match &config.admin_state_path {
+            None => AdminState::default(),
+            Some(path) => AdminState::load(path).map_err(|reason| MeshError::AdminState {
+                path: path.display().to_string(),
+                reason,
+            })?,
+        };
         let this_node = ThisNode {
             node_id: identity.node_id(),
             addr: local_addr,
@@ -271,7 +278,7 @@ impl MeshNode {
             snapshot,
             dirty: AtomicBool::new(true),
             push_now: AtomicBool::new(true),
-            admin: Mutex::new(AdminState::default()),
+            admin: Mutex::new(admin),
             ledger: Mutex::new(ledger),
             migrations: Mutex::new(migrate::Migrations::default()),
         });

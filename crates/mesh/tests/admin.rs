@@ -335,6 +335,38 @@ async fn ledger_file_survives_restart_and_tampering_is_detected() {
     assert!(matches!(err, MeshError::Audit(_)), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_state_survives_a_restart_and_a_corrupt_file_is_refused() {
+    let ops = operators(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("admin-state");
+    let key = EntityKeypair::generate();
+    let cfg = config(verifier(&ops, 1)).identity(key.clone()).admin_state_path(&path);
+    let node = MeshNode::start(cfg.clone()).await.unwrap();
+    assert!(!node.admin_state().cordoned, "a missing file is the default state");
+    let maintenance = AdminCommand::EnterMaintenance { node: node.node_id(), window_ms: None };
+    for cmd in [AdminCommand::Cordon { node: node.node_id() }, maintenance] {
+        assert!(node.apply_admin(&sign(&[&ops[0]], &cmd, &node.snapshot())).is_accepted());
+    }
+    let before = node.admin_state();
+    node.shutdown().await;
+    drop(node);
+
+    let node = MeshNode::start(cfg.clone()).await.unwrap();
+    assert_eq!(node.admin_state(), before);
+    assert!(node.admin_state().cordoned);
+    assert!(wait_until(|| node.snapshot().this_node.admin.cordoned).await);
+    node.shutdown().await;
+    drop(node);
+
+    std::fs::write(&path, b"mesh admin state v1\n\xff\xff\xff").unwrap();
+    let err = MeshNode::start(cfg.clone()).await.unwrap_err();
+    assert!(matches!(err, MeshError::AdminState { .. }), "{err}");
+    assert!(err.to_string().contains("admin-state"), "{err}");
+    std::fs::write(&path, b"something else").unwrap();
+    assert!(matches!(MeshNode::start(cfg).await.unwrap_err(), MeshError::AdminState { .. }));
+}
+
 /// A migratable counter: its state is a blob of bytes that must survive a move.
 struct Counter {
     state: Vec<u8>,

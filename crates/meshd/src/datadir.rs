@@ -24,6 +24,8 @@ pub const LOCK_FILE: &str = "meshd.lock";
 pub const IDENTITY_FILE: &str = "identity.key";
 /// Name of the audit ledger file inside the data directory.
 pub const AUDIT_FILE: &str = "audit.log";
+/// Name of the persisted admin state (cordon, drain, maintenance, freeze).
+pub const ADMIN_STATE_FILE: &str = "admin-state";
 /// Name of the blob store directory inside the data directory.
 pub const BLOBS_DIR: &str = "blobs";
 
@@ -92,6 +94,11 @@ impl DataDir {
     /// `<dir>/audit.log`.
     pub fn audit_path(&self) -> PathBuf {
         self.path.join(AUDIT_FILE)
+    }
+
+    /// `<dir>/admin-state`.
+    pub fn admin_state_path(&self) -> PathBuf {
+        self.path.join(ADMIN_STATE_FILE)
     }
 
     /// `<dir>/blobs`.

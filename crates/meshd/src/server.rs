@@ -167,7 +167,8 @@ impl Meshd {
             .bind(bind)
             .identity(identity)
             .timing(timing)
-            .audit_path(data_dir.audit_path());
+            .audit_path(data_dir.audit_path())
+            .admin_state_path(data_dir.admin_state_path());
         config.seeds = opts.seeds.clone();
         match &operators {
             Some(ops) => {
@@ -302,6 +303,9 @@ fn start_error(e: MeshError, opts: &NodeOptions, data_dir: &DataDir) -> MeshdErr
         MeshError::BadSeed { seed, reason } => MeshdError::new(format!("--seed {seed}"), reason),
         MeshError::Audit(e) => {
             MeshdError::new(format!("audit ledger {}", data_dir.audit_path().display()), e)
+        }
+        MeshError::AdminState { path, reason } => {
+            MeshdError::new(format!("admin state {path}"), reason)
         }
         other => MeshdError::new("mesh node", other),
     }

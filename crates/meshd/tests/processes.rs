@@ -393,8 +393,11 @@ fn five_processes_crash_restart_and_rejoin_with_identity_ledger_and_blobs() {
         let fetched = fetcher.fetch(hash, Some(victim)).await.unwrap();
         assert_eq!(fetched.from, Some(victim));
         assert_eq!(fetcher.store().get(&hash).unwrap().unwrap(), &payload()[..]);
-        let cordoned = observer.snapshot().peer(victim).map(|p| p.admin.cordoned);
-        println!("node-4 cordoned after the restart: {cordoned:?} (admin state is not persisted)");
+        // The cordon survives the crash too (the admin state is persisted).
+        wait_until("node-4 still cordoned after the restart", Duration::from_secs(30), || {
+            observer.snapshot().peer(victim).filter(|p| p.admin.cordoned).map(|_| ())
+        })
+        .await;
 
         // The restarted node still verifies and records commands.
         let report = deck.admin().confirm(&deck.admin().uncordon(victim)).await.unwrap();

@@ -69,9 +69,21 @@ impl Inner {
             Err((code, reason)) => AdminOutcome::Rejected { code, reason, audit_seq },
             Ok(command) => {
                 let effect = self.apply_effect(&command, now_ms);
+                self.persist_admin_state();
                 self.push_now.store(true, Ordering::Release);
                 AdminOutcome::Accepted { audit_seq: audit_seq.unwrap_or_default(), effect }
             }
+        }
+    }
+
+    /// Writes the admin state where the configuration says (if anywhere). A
+    /// failure is logged: the command has taken effect, only its survival of a
+    /// restart is lost.
+    fn persist_admin_state(&self) {
+        let Some(path) = &self.config.admin_state_path else { return };
+        let state = self.admin.lock().clone();
+        if let Err(e) = state.save(path) {
+            tracing::error!(path = %path.display(), error = %e, "could not persist the admin state");
         }
     }
 
