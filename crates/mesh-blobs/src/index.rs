@@ -16,6 +16,9 @@ use bytes::Bytes;
 use crate::Hash;
 use crate::store::{CHUNK_SIZE, InventoryEntry};
 
+/// Primary chunks kept findable per content key.
+const MAX_PER_KEY: usize = 8;
+
 /// One stored blob.
 #[derive(Debug)]
 pub(crate) struct BlobEntry {
@@ -116,7 +119,13 @@ impl<L: Clone> Index<L> {
             self.chunks.insert(hash, entry);
         }
         self.used += u64::from(len);
-        self.by_key.entry(key).or_default().push(hash);
+        let list = self.by_key.entry(key).or_default();
+        if list.len() >= MAX_PER_KEY {
+            // Chunks that share a key but not their bytes: keep the newest few
+            // findable (the others stay stored, only not offered for sharing).
+            list.remove(0);
+        }
+        list.push(hash);
     }
 
     /// Adds chunk `hash` as an alias of the primary chunk `primary` (same bytes),

@@ -211,6 +211,26 @@ fn chunks_are_shared_across_positions<H: Harness>(h: &H) {
     assert_eq!(store.get(&z).unwrap().unwrap(), zeros);
 }
 
+/// Chunks whose content keys match (equal in every sampled window) but whose
+/// bytes differ are never shared: the comparison tells them apart.
+fn equal_keys_with_different_bytes_are_not_shared<H: Harness>(h: &H) {
+    let store = h.store(StoreConfig::default());
+    let window_start = |k: usize| k * (C - 32) / 255;
+    let x = vec![0u8; C];
+    let mut y = x.clone();
+    // A byte between the first two sampled windows.
+    y[window_start(1) + 100] = 1;
+    let xy = [x.clone(), y.clone()].concat();
+    let hash = store.put(Bytes::from(xy.clone())).unwrap();
+    assert_eq!(store.metrics().used, 2 * C as u64, "x and y are both stored");
+    assert_eq!(store.get(&hash).unwrap().unwrap(), xy);
+    // Shifted, both are found and shared.
+    let yx = [y, x].concat();
+    let shifted = store.put(Bytes::from(yx.clone())).unwrap();
+    assert_eq!(store.metrics().used, 2 * C as u64);
+    assert_eq!(store.get(&shifted).unwrap().unwrap(), yx);
+}
+
 /// A damaged shared chunk is an integrity error for every blob that uses it,
 /// and putting any of them again repairs it.
 fn damaged_shared_chunks_are_detected_and_repaired<H: Harness>(h: &H) {
@@ -425,6 +445,14 @@ fn chunks_are_shared_across_positions_mem() {
 #[test]
 fn chunks_are_shared_across_positions_disk() {
     chunks_are_shared_across_positions(&Disk::new());
+}
+#[test]
+fn equal_keys_with_different_bytes_are_not_shared_mem() {
+    equal_keys_with_different_bytes_are_not_shared(&Mem);
+}
+#[test]
+fn equal_keys_with_different_bytes_are_not_shared_disk() {
+    equal_keys_with_different_bytes_are_not_shared(&Disk::new());
 }
 #[test]
 fn damaged_shared_chunks_are_detected_and_repaired_mem() {

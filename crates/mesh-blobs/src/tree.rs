@@ -13,10 +13,13 @@
 //! A chunk's CV depends on its content and its position (the chunk index): the
 //! same bytes at another position have another CV. To store such chunks once
 //! too, every stored chunk also has a position-independent *content key*
-//! ([`content_key`], 64-bit XXH3, about a tenth of BLAKE3's cost); a new chunk
-//! whose key matches a stored one is compared byte for byte and, if equal, shares
-//! the stored bytes (see [`crate::index`]). The key is only a lookup aid: a
-//! collision, accidental or crafted, costs a comparison, never wrong bytes.
+//! ([`content_key`]): XXH3-64 of the chunk's length and of 256 windows of 32
+//! bytes spread evenly over it (the whole chunk when it is at most 8 KiB), so it
+//! costs a few microseconds, not a second pass over the bytes. A new chunk whose
+//! key and length match a stored one is compared byte for byte and shares the
+//! stored bytes only if they are equal (see [`crate::index`]). The key is only a
+//! lookup aid: chunks that differ only outside the windows, or a crafted
+//! collision, cost a comparison, never wrong bytes.
 //!
 //! The hazmat functions assert their preconditions; every call here satisfies them
 //! by construction (chunk offsets are multiples of `CHUNK_SIZE`, which is a power
@@ -31,27 +34,24 @@ use blake3::hazmat::{
 use crate::Hash;
 use crate::store::CHUNK_SIZE;
 
-/// A chunk's content key: XXH3-64 of its bytes (position-independent).
-pub(crate) fn content_key(data: &[u8]) -> u64 {
-    twox_hash::XxHash3_64::oneshot(data)
-}
+/// Windows sampled for a content key, and their length.
+const KEY_WINDOWS: usize = 256;
+const KEY_WINDOW: usize = 32;
 
-/// [`chunk_cv`] and [`content_key`] in one pass: both hashes take each 64 KiB
-/// piece in turn, so the second reads it from cache, not memory.
-pub(crate) fn chunk_cv_and_key(index: u64, data: &[u8]) -> (Hash, u64) {
-    use std::hash::Hasher as _;
-    const PIECE: usize = 64 * 1024;
-    debug_assert!(!data.is_empty() && data.len() <= CHUNK_SIZE);
-    let mut cv = blake3::Hasher::new();
-    if index > 0 {
-        cv.set_input_offset(index * CHUNK_SIZE as u64);
+/// A chunk's content key (position-independent): XXH3-64 of its length and of
+/// [`KEY_WINDOWS`] windows spread evenly over it, or of all of it when short.
+pub(crate) fn content_key(data: &[u8]) -> u64 {
+    const SAMPLE: usize = KEY_WINDOWS * KEY_WINDOW;
+    if data.len() <= SAMPLE {
+        return twox_hash::XxHash3_64::oneshot_with_seed(data.len() as u64, data);
     }
-    let mut key = twox_hash::XxHash3_64::new();
-    for piece in data.chunks(PIECE) {
-        cv.update(piece);
-        key.write(piece);
+    let mut sample = [0u8; SAMPLE];
+    let last = data.len() - KEY_WINDOW;
+    for (k, window) in sample.chunks_exact_mut(KEY_WINDOW).enumerate() {
+        let at = k * last / (KEY_WINDOWS - 1);
+        window.copy_from_slice(&data[at..at + KEY_WINDOW]);
     }
-    (Hash::from_bytes(cv.finalize_non_root()), key.finish())
+    twox_hash::XxHash3_64::oneshot_with_seed(data.len() as u64, &sample)
 }
 
 /// Blobs with at least this many chunks are hashed on two threads.
@@ -178,8 +178,7 @@ pub(crate) struct Hashed {
 }
 
 /// The blob hash, chunk CVs and chunk content keys of a whole blob (no chunks for
-/// the empty blob). Each chunk's key is computed right after its CV, while its
-/// bytes are still in cache.
+/// the empty blob).
 pub(crate) fn hash_blob(data: &[u8]) -> Hashed {
     match data.len() {
         0 => Hashed { root: Hash::EMPTY, cvs: Vec::new(), keys: Vec::new() },
@@ -189,7 +188,9 @@ pub(crate) fn hash_blob(data: &[u8]) -> Hashed {
         }
         n => {
             let (cvs, keys): (Vec<Hash>, Vec<u64>) =
-                per_chunk(data, chunk_cv_and_key).into_iter().unzip();
+                per_chunk(data, |i, chunk| (chunk_cv(i, chunk), content_key(chunk)))
+                    .into_iter()
+                    .unzip();
             // The count always matches for data we chunked ourselves.
             let root = root_from_chunks(&cvs, n as u64).unwrap_or_else(|| Hash::of(data));
             Hashed { root, cvs, keys }
@@ -240,12 +241,25 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_cv_and_key_match_the_separate_ones() {
-        let a = content(3 * CHUNK_SIZE - 5);
-        for (i, chunk) in a.chunks(CHUNK_SIZE).enumerate() {
-            let i = i as u64;
-            assert_eq!(chunk_cv_and_key(i, chunk), (chunk_cv(i, chunk), content_key(chunk)));
-        }
+    fn content_keys_ignore_position_and_see_the_sampled_bytes() {
+        let a = content(3 * CHUNK_SIZE);
+        let (x, y) = (&a[..CHUNK_SIZE], &a[CHUNK_SIZE..2 * CHUNK_SIZE]);
+        assert_ne!(content_key(x), content_key(y));
+        let copy = x.to_vec();
+        assert_eq!(content_key(x), content_key(&copy), "a function of the bytes alone");
+        // Length is part of the key, and short chunks are keyed whole.
+        assert_ne!(content_key(&x[..100]), content_key(&x[..101]));
+        let mut short = x[..5000].to_vec();
+        let before = content_key(&short);
+        short[2500] ^= 1;
+        assert_ne!(content_key(&short), before);
+        // The first and last bytes are always in a window.
+        let mut edited = x.to_vec();
+        edited[0] ^= 1;
+        assert_ne!(content_key(&edited), content_key(x));
+        let mut edited = x.to_vec();
+        edited[CHUNK_SIZE - 1] ^= 1;
+        assert_ne!(content_key(&edited), content_key(x));
     }
 
     #[test]
