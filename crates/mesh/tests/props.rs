@@ -72,6 +72,39 @@ fn build_frame(kind: u8, x: u64, y: u64, a: u32, b: u32, body: &[u8]) -> Frame<'
     }
 }
 
+/// A node summary whose content is a function of its stamp, as an owner produces
+/// each (incarnation, version) once.
+fn summary(node: u64, inc: u64, ver: u64) -> NodeSummary {
+    NodeSummary {
+        node: NodeId(node),
+        incarnation: inc,
+        version: ver,
+        produced_at_ms: inc * 1000 + ver,
+        software: "t".into(),
+        resources: Resources::default(),
+        admin: Default::default(),
+        migrations: Vec::new(),
+        daemons: (0..(ver % 3))
+            .map(|i| DaemonSummary {
+                id: OriginHash(node * 100 + i),
+                name: format!("d{i}#replica"),
+                lifecycle: Lifecycle::Running,
+                health: if ver % 2 == 0 {
+                    DaemonHealth::Healthy
+                } else {
+                    DaemonHealth::Degraded { reason: format!("v{ver}") }
+                },
+                saturation_milli: (ver * 100) as u16,
+                restarts: inc as u32,
+                crash_looping: false,
+                started_at_ms: inc,
+                log_dropped: 0,
+                migratable: false,
+            })
+            .collect(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
@@ -282,30 +315,6 @@ proptest! {
         order in proptest::collection::vec(any::<u32>(), 0..60),
         dups in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
-        // The owner produces each (incarnation, version) once: content is a
-        // function of the stamp.
-        let summary = |node: u64, inc: u64, ver: u64| NodeSummary {
-            node: NodeId(node),
-            incarnation: inc,
-            version: ver,
-            produced_at_ms: inc * 1000 + ver,
-            software: "t".into(),
-            resources: Resources::default(),
-            admin: Default::default(),
-            migrations: Vec::new(),
-            daemons: (0..(ver % 3)).map(|i| DaemonSummary {
-                id: OriginHash(node * 100 + i),
-                name: format!("d{i}#replica"),
-                lifecycle: Lifecycle::Running,
-                health: if ver % 2 == 0 { DaemonHealth::Healthy } else { DaemonHealth::Degraded { reason: format!("v{ver}") } },
-                saturation_milli: (ver * 100) as u16,
-                restarts: inc as u32,
-                crash_looping: false,
-                started_at_ms: inc,
-                log_dropped: 0,
-                migratable: false,
-            }).collect(),
-        };
         let list: Vec<NodeSummary> = updates.iter().map(|(n, i, v, _)| summary(*n, *i, *v)).collect();
         let mut reference = Fold::new();
         for u in &list { reference.apply(u.clone()); }
@@ -333,17 +342,6 @@ proptest! {
         updates in proptest::collection::vec((0u64..5, 0u64..3, 0u64..6), 1..30),
         lost in proptest::collection::vec(any::<bool>(), 30),
     ) {
-        let summary = |node: u64, inc: u64, ver: u64| NodeSummary {
-            node: NodeId(node),
-            incarnation: inc,
-            version: ver,
-            produced_at_ms: inc * 1000 + ver,
-            software: "t".into(),
-            resources: Resources::default(),
-            admin: Default::default(),
-            migrations: Vec::new(),
-            daemons: Vec::new(),
-        };
         let mut peer = Fold::new();
         let mut behind = Fold::new();
         for (i, (n, inc, v)) in updates.iter().enumerate() {
