@@ -121,21 +121,13 @@ async fn udp_throughput() -> f64 {
     rate
 }
 
-/// Sends a small message from synchronous code (an inline handler): the mesh
-/// sends a single-datagram message within its first poll.
-fn send_now(mesh: &MeshHandle, to: NodeId, kind: MessageKind, payload: &[u8]) {
-    let mut send = std::pin::pin!(mesh.send(to, kind, payload));
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let _ = send.as_mut().poll(&mut cx);
-}
-
 /// The mesh floor: `b` answers pings inline; returns p50 (us) with one in flight
 /// (the reply wakes the waiting task, as an RPC response does) and messages per
 /// second with 64 in flight (the reply handler sends the next ping inline).
 async fn mesh_floor(a: MeshHandle, b: MeshHandle) -> (f64, f64) {
     let b2 = b.clone();
     let _echo = b
-        .on_message(MESH_PING, move |m| send_now(&b2, m.from, MESH_PONG, &m.payload))
+        .on_message(MESH_PING, move |m| drop(b2.send_now(m.from, MESH_PONG, &m.payload)))
         .expect("inline handler");
     // Latency: the pong wakes this task through a channel.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -160,7 +152,7 @@ async fn mesh_floor(a: MeshHandle, b: MeshHandle) -> (f64, f64) {
         .on_message(MESH_PONG, move |m| {
             counter.fetch_add(1, Ordering::Relaxed);
             if !stopped.load(Ordering::Relaxed) {
-                send_now(&a2, m.from, MESH_PING, &m.payload);
+                let _ = a2.send_now(m.from, MESH_PING, &m.payload);
             }
         })
         .expect("handler");

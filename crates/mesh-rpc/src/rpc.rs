@@ -42,6 +42,10 @@ const ABANDONED_MEMORY: usize = 1024;
 /// Client-side statistics are kept for at most this many service names.
 const MAX_CLIENT_SERVICES: usize = 1024;
 
+/// Maps touched on every call: foldhash (randomly seeded per map) is several
+/// times cheaper than SipHash for these short keys.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Live endpoints, so a second `Rpc::new` on a node shares the first.
 static ENDPOINTS: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 
@@ -89,20 +93,20 @@ pub(crate) struct Inner {
     /// Request ids: a random start, so a restarted node does not reuse recent ids.
     next_id: AtomicU64,
     /// Our calls waiting for a response, by request id.
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<FastMap<u64, Pending>>,
     /// Ids of calls that timed out or were dropped, most recent last.
     abandoned: Mutex<RecentIds>,
-    services: RwLock<HashMap<Arc<str>, Arc<ServiceSlot>>>,
+    services: RwLock<FastMap<Arc<str>, Arc<ServiceSlot>>>,
     next_slot_id: AtomicU64,
     /// Requests gathered for a node while other calls are in flight.
-    outbox: Mutex<HashMap<NodeId, Outbox>>,
+    outbox: Mutex<FastMap<NodeId, Outbox>>,
     /// Handlers running on their own task, by (caller, request id).
-    running: Mutex<HashMap<(NodeId, u64), Running>>,
+    running: Mutex<FastMap<(NodeId, u64), Running>>,
     /// Copy-on-write, so notifying holds no lock while observers run.
     observers: RwLock<ObserverList>,
     observer_count: AtomicUsize,
     next_observer_id: AtomicU64,
-    client_stats: RwLock<HashMap<Arc<str>, Arc<ServiceCounters>>>,
+    client_stats: RwLock<FastMap<Arc<str>, Arc<ServiceCounters>>>,
     drops: DropCounters,
     /// Keeps the mesh handler registered; dropped with the endpoint.
     inline: Mutex<Option<InlineHandler>>,
@@ -185,7 +189,7 @@ impl Outgoing {
 #[derive(Default)]
 struct RecentIds {
     order: VecDeque<u64>,
-    set: HashSet<u64>,
+    set: HashSet<u64, foldhash::fast::RandomState>,
 }
 
 impl RecentIds {
@@ -254,16 +258,16 @@ impl Rpc {
             mesh,
             config: config.unwrap_or_default(),
             next_id: AtomicU64::new(u64::from_le_bytes(seed) >> 1),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(FastMap::default()),
             abandoned: Mutex::new(RecentIds::default()),
-            services: RwLock::new(HashMap::new()),
+            services: RwLock::new(FastMap::default()),
             next_slot_id: AtomicU64::new(1),
-            outbox: Mutex::new(HashMap::new()),
-            running: Mutex::new(HashMap::new()),
+            outbox: Mutex::new(FastMap::default()),
+            running: Mutex::new(FastMap::default()),
             observers: RwLock::new(Arc::new([])),
             observer_count: AtomicUsize::new(0),
             next_observer_id: AtomicU64::new(1),
-            client_stats: RwLock::new(HashMap::new()),
+            client_stats: RwLock::new(FastMap::default()),
             drops: DropCounters::default(),
             inline: Mutex::new(None),
             watcher: Mutex::new(None),
@@ -448,6 +452,13 @@ impl Inner {
     /// messages that fit one datagram), otherwise on a task. Never blocks, so it
     /// is safe on the receive task and in `Drop`.
     fn send_detached(self: &Arc<Self>, to: NodeId, message: Vec<u8>) {
+        if message.len() <= self.mesh.single_datagram_max() {
+            if let Err(e) = self.mesh.send_now(to, RPC_KIND, &message) {
+                DropCounters::bump(&self.drops.send_failures);
+                tracing::trace!(to = %to, error = %e, "rpc send failed");
+            }
+            return;
+        }
         let mesh = self.mesh.clone();
         let mut send = Box::pin(async move { mesh.send(to, RPC_KIND, &message).await });
         match poll_once(send.as_mut()) {

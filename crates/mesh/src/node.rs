@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -67,6 +68,11 @@ pub struct MeshHandle {
     inner: Arc<Inner>,
 }
 
+/// Maps looked up for every datagram: foldhash (randomly seeded per map), as
+/// SipHash costs more than the lookup itself. Keys are our own values (session
+/// indices, node ids of authenticated peers, message kinds).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 pub(crate) struct Inner {
     socket: UdpSocket,
     /// A duplicate of the socket's descriptor for synchronous sends: tokio's
@@ -81,10 +87,10 @@ pub(crate) struct Inner {
     config: MeshConfig,
     epoch: Instant,
     state: Mutex<State>,
-    sessions: RwLock<HashMap<u32, Arc<Session>>>,
-    routes: RwLock<HashMap<NodeId, Route>>,
+    sessions: RwLock<FastMap<u32, Arc<Session>>>,
+    routes: RwLock<FastMap<NodeId, Route>>,
     /// Copy-on-write lists, so dispatch holds no lock while handlers run.
-    subscribers: RwLock<HashMap<MessageKind, Arc<Vec<Sink>>>>,
+    subscribers: RwLock<FastMap<MessageKind, Arc<Vec<Sink>>>>,
     next_sink_id: AtomicU64,
     counters: Counters,
     closed: AtomicBool,
@@ -258,9 +264,9 @@ impl MeshNode {
             config,
             epoch: Instant::now(),
             state: Mutex::new(State { seeds, ..State::default() }),
-            sessions: RwLock::new(HashMap::new()),
-            routes: RwLock::new(HashMap::new()),
-            subscribers: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(FastMap::default()),
+            routes: RwLock::new(FastMap::default()),
+            subscribers: RwLock::new(FastMap::default()),
             next_sink_id: AtomicU64::new(1),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
@@ -499,30 +505,15 @@ impl MeshHandle {
         payload: &[u8],
     ) -> Result<(), SendError> {
         let inner = &self.inner;
-        if self.is_closed() {
-            return Err(SendError::Shutdown);
-        }
-        let limits = &inner.config.limits;
-        if payload.len() > limits.max_message {
-            return Err(SendError::TooLarge { size: payload.len(), max: limits.max_message });
-        }
-        let route = inner.routes.read().get(&to).cloned().ok_or(SendError::NoRoute(to))?;
-        // The same rule as `peers()`, evaluated now rather than at the last tick.
-        let silent_us =
-            inner.now_us().saturating_sub(route.session.last_recv_us.load(Ordering::Relaxed));
-        if route.unreachable || silent_us > inner.config.timing.unreachable_after.as_micros() as u64
-        {
-            return Err(SendError::Unreachable(to));
-        }
-        let budget = limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
-        let mut plain = Vec::with_capacity(budget);
+        let session = self.route(to, payload.len(), inner.config.limits.max_message)?;
+        let budget = inner.config.limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
         if payload.len() + Frame::MESSAGE_OVERHEAD <= budget {
-            Frame::Message { kind: kind.0, payload }.encode_into(&mut plain);
-            inner.send_plain(&route.session, &plain)?;
+            inner.send_frame_now(&session, &Frame::Message { kind: kind.0, payload })?;
         } else {
             let piece = budget - Frame::FRAGMENT_OVERHEAD;
             let count = payload.len().div_ceil(piece) as u32;
             let msg_id = inner.next_msg_id.fetch_add(1, Ordering::Relaxed);
+            let mut plain = Vec::with_capacity(budget);
             for (index, chunk) in split(payload, piece).enumerate() {
                 plain.clear();
                 Frame::Fragment {
@@ -533,11 +524,10 @@ impl MeshHandle {
                     payload: chunk,
                 }
                 .encode_into(&mut plain);
-                let datagram = route
-                    .session
+                let datagram = session
                     .seal(&plain)
                     .ok_or_else(|| SendError::Io("encryption failed".into()))?;
-                inner.send_datagram_waiting(&datagram, route.session.addr).await?;
+                inner.send_datagram_waiting(&datagram, session.addr).await?;
                 if (index + 1) % FRAGMENT_BURST == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -545,6 +535,48 @@ impl MeshHandle {
         }
         Counters::bump(&inner.counters.messages_out);
         Ok(())
+    }
+
+    /// The largest payload [`send_now`](Self::send_now) takes: what fits in one
+    /// datagram after the framing (from `MeshConfig::limits.datagram_budget`).
+    pub fn single_datagram_max(&self) -> usize {
+        let limits = &self.inner.config.limits;
+        (limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN - Frame::MESSAGE_OVERHEAD)
+            .min(limits.max_message)
+    }
+
+    /// Sends a message that fits one datagram at once, without awaiting: for
+    /// synchronous code such as an inline handler answering a request. The
+    /// same best-effort delivery and fast failures as [`send`](Self::send); a
+    /// payload above [`single_datagram_max`](Self::single_datagram_max) gives
+    /// [`SendError::TooLarge`] with that limit (use `send`, which fragments).
+    pub fn send_now(&self, to: NodeId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        let session = self.route(to, payload.len(), self.single_datagram_max())?;
+        self.inner.send_frame_now(&session, &Frame::Message { kind: kind.0, payload })?;
+        Counters::bump(&self.inner.counters.messages_out);
+        Ok(())
+    }
+
+    /// The checks every send makes, then the session to send on.
+    fn route(&self, to: NodeId, size: usize, max: usize) -> Result<Arc<Session>, SendError> {
+        let inner = &self.inner;
+        if self.is_closed() {
+            return Err(SendError::Shutdown);
+        }
+        if size > max {
+            return Err(SendError::TooLarge { size, max });
+        }
+        let (session, unreachable) = {
+            let routes = inner.routes.read();
+            let route = routes.get(&to).ok_or(SendError::NoRoute(to))?;
+            (route.session.clone(), route.unreachable)
+        };
+        // The same rule as `peers()`, evaluated now rather than at the last tick.
+        let silent_us = inner.now_us().saturating_sub(session.last_recv_us.load(Ordering::Relaxed));
+        if unreachable || silent_us > inner.config.timing.unreachable_after.as_micros() as u64 {
+            return Err(SendError::Unreachable(to));
+        }
+        Ok(session)
     }
 
     /// Encodes `value` with postcard and sends it (see [`MeshHandle::send`]).
@@ -855,6 +887,32 @@ impl Inner {
         self.send_datagram(&datagram, session.addr)
     }
 
+    /// Encodes, encrypts and sends a frame known to fit one datagram, in this
+    /// thread's reusable buffers: the common send allocates nothing.
+    fn send_frame_now(&self, session: &Session, frame: &Frame<'_>) -> Result<(), SendError> {
+        SEND_BUFFERS.with(|buffers| {
+            let Ok(mut buffers) = buffers.try_borrow_mut() else {
+                // Only if a send ever ran inside another on this thread.
+                let mut plain = Vec::new();
+                frame.encode_into(&mut plain);
+                return self.send_plain(session, &plain);
+            };
+            let SendBuffers { plain, sealed } = &mut *buffers;
+            plain.clear();
+            frame.encode_into(plain);
+            session
+                .seal_into(plain, sealed)
+                .ok_or_else(|| SendError::Io("encryption failed".into()))?;
+            let sent = self.send_datagram(sealed, session.addr);
+            // Keep memory bounded after an occasional large frame.
+            if plain.capacity() > SEND_BUFFER_KEEP {
+                *plain = Vec::new();
+                *sealed = Vec::new();
+            }
+            sent
+        })
+    }
+
     fn send_frame(&self, session: &Session, frame: &Frame<'_>) {
         let mut plain = Vec::with_capacity(64);
         frame.encode_into(&mut plain);
@@ -924,6 +982,21 @@ impl Inner {
     }
 }
 
+/// Reusable per-thread buffers of [`Inner::send_frame_now`].
+#[derive(Default)]
+struct SendBuffers {
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+}
+
+/// Buffers that grew past this are dropped after use rather than kept.
+const SEND_BUFFER_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SEND_BUFFERS: std::cell::RefCell<SendBuffers> =
+        std::cell::RefCell::new(SendBuffers::default());
+}
+
 /// Message kind used internally for control frames too big for one datagram.
 const CONTROL_KIND: MessageKind = MessageKind::named("mesh/control-fragmented/v1");
 
@@ -942,15 +1015,25 @@ async fn recv_loop(inner: Arc<Inner>) {
     };
     tokio::pin!(stopped);
     loop {
-        tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            received = inner.socket.recv_from(&mut buf) => match received {
-                Ok((n, from)) => inner.handle_datagram(&buf[..n], from, &mut scratch),
-                Err(e) => {
-                    // ICMP errors surface here on some platforms; keep serving.
-                    tracing::trace!(error = %e, "recv_from failed");
+        // The socket first: the stop future is polled only when no datagram is
+        // waiting (at the latest when tokio's cooperative budget runs out, every
+        // 128 datagrams), which keeps the per-datagram cost down.
+        let received = std::future::poll_fn(|cx| {
+            let mut read = tokio::io::ReadBuf::new(&mut buf);
+            match inner.socket.poll_recv_from(cx, &mut read) {
+                Poll::Ready(result) => {
+                    Poll::Ready(Some(result.map(|from| (read.filled().len(), from))))
                 }
+                Poll::Pending => stopped.as_mut().poll(cx).map(|()| None),
+            }
+        })
+        .await;
+        match received {
+            None => break,
+            Some(Ok((n, from))) => inner.handle_datagram(&buf[..n], from, &mut scratch),
+            Some(Err(e)) => {
+                // ICMP errors surface here on some platforms; keep serving.
+                tracing::trace!(error = %e, "recv_from failed");
             }
         }
     }

@@ -75,13 +75,22 @@ impl Session {
 
     /// Encrypts `plaintext` into a complete transport datagram.
     pub(crate) fn seal(&self, plaintext: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.seal_into(plaintext, &mut out)?;
+        Some(out)
+    }
+
+    /// Encrypts `plaintext` into `out` (replacing its contents), so a caller
+    /// with a reusable buffer allocates nothing.
+    pub(crate) fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) -> Option<()> {
         let counter = self.send_counter.fetch_add(1, Ordering::Relaxed);
-        let mut out = vec![0u8; TRANSPORT_HEADER + plaintext.len() + TAG_LEN];
-        write_transport_header(&mut out, self.remote_idx, counter);
+        out.clear();
+        out.resize(TRANSPORT_HEADER + plaintext.len() + TAG_LEN, 0);
+        write_transport_header(out, self.remote_idx, counter);
         let n =
             self.transport.write_message(counter, plaintext, &mut out[TRANSPORT_HEADER..]).ok()?;
         out.truncate(TRANSPORT_HEADER + n);
-        Some(out)
+        Some(())
     }
 
     /// Checks the replay window, decrypts into `out` and commits the counter.

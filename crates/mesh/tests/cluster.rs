@@ -258,3 +258,41 @@ async fn inline_handlers_run_on_receive_and_unregister_on_drop() {
     b.send(a.node_id(), KIND, b"x").await.unwrap();
     assert!(cluster.wait_for(DEADLINE, |_| a.metrics().dropped.no_subscriber > before).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_now_answers_from_an_inline_handler_and_refuses_what_needs_fragments() {
+    let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
+    let (a, b) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
+    const PING: MessageKind = MessageKind::named("tests/ping/v1");
+    const PONG: MessageKind = MessageKind::named("tests/pong/v1");
+    // b answers every ping from inside its inline handler, without a task.
+    let b_handle = b.handle();
+    let _echo = b
+        .handle()
+        .on_message(PING, move |m| b_handle.send_now(m.from, PONG, &m.payload).unwrap())
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _pongs = a
+        .handle()
+        .on_message(PONG, move |m| {
+            let _ = tx.send(m.payload);
+        })
+        .unwrap();
+    let max = a.handle().single_datagram_max();
+    assert!(max > 1000 && max < 1500, "{max}");
+    for size in [0, 1, 32, max] {
+        let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        a.handle().send_now(b.node_id(), PING, &payload).unwrap();
+        let back = tokio::time::timeout(DEADLINE, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(&back[..], &payload[..], "size {size}");
+    }
+    // One byte more would need fragments: refused with the single-datagram limit.
+    let err = a.handle().send_now(b.node_id(), PING, &vec![0; max + 1]).unwrap_err();
+    assert_eq!(err, mesh::SendError::TooLarge { size: max + 1, max });
+    // Unknown nodes fail as with `send`.
+    let stranger = EntityKeypair::generate().node_id();
+    assert_eq!(
+        a.handle().send_now(stranger, PING, b"x").unwrap_err(),
+        mesh::SendError::NoRoute(stranger)
+    );
+}
