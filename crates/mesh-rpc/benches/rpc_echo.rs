@@ -193,12 +193,114 @@ struct Latency {
     rpc_p99_us: f64,
     /// Median over pairs of (RPC p50 / UDP p50) within the pair.
     ratio: f64,
+    /// The same for the design floor (see [`DesignFloor`]).
+    design_ratio: f64,
+    /// The same for raw mesh messages (see [`mesh_floor`]).
+    mesh_ratio: f64,
+}
+
+/// The least any design with one socket per node and encrypted datagrams pays,
+/// as plain code with nothing else in it: the UDP ping-pong where every
+/// datagram is sealed and opened with ChaCha20-Poly1305 (ring, the AEAD the
+/// mesh uses through snow), the client socket is unconnected (a node's socket
+/// serves every peer), and a receive task hands each answer to the waiting
+/// caller through a oneshot (a node's socket is read by one task for all its
+/// callers). Not a figure: it shows how much of the RPC ratio is the design's
+/// floor and how much is ours.
+struct DesignFloor {
+    socket: Arc<UdpSocket>,
+    server: std::net::SocketAddr,
+    key: Arc<ring::aead::LessSafeKey>,
+    counter: u64,
+    waiting: Arc<parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<usize>>>>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+fn aead_key() -> Arc<ring::aead::LessSafeKey> {
+    let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &[7; 32]).expect("key");
+    Arc::new(ring::aead::LessSafeKey::new(key))
+}
+
+/// Seals `plain` as `counter (8 bytes) || ciphertext || tag` into `out`.
+fn aead_seal(key: &ring::aead::LessSafeKey, counter: u64, plain: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&counter.to_le_bytes());
+    out.extend_from_slice(plain);
+    let nonce = aead_nonce(counter);
+    let tag = key
+        .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), &mut out[8..])
+        .expect("seal");
+    out.extend_from_slice(tag.as_ref());
+}
+
+/// Opens what [`aead_seal`] made, in place; returns the plaintext length.
+fn aead_open(key: &ring::aead::LessSafeKey, datagram: &mut [u8]) -> usize {
+    let (counter, sealed) = datagram.split_at_mut(8);
+    let counter = u64::from_le_bytes(counter.try_into().expect("8 bytes"));
+    let nonce = aead_nonce(counter);
+    key.open_in_place(nonce, ring::aead::Aad::empty(), sealed).expect("open").len()
+}
+
+fn aead_nonce(counter: u64) -> ring::aead::Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&counter.to_le_bytes());
+    ring::aead::Nonce::assume_unique_for_key(nonce)
+}
+
+impl DesignFloor {
+    async fn start() -> Self {
+        let key = aead_key();
+        let server_socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let server = server_socket.local_addr().expect("addr");
+        let server_key = key.clone();
+        let echo = tokio::spawn(async move {
+            let (mut buf, mut out, mut counter) = ([0u8; 2048], Vec::new(), 1u64 << 62);
+            loop {
+                let Ok((n, from)) = server_socket.recv_from(&mut buf).await else { continue };
+                let len = aead_open(&server_key, &mut buf[..n]);
+                counter += 1;
+                aead_seal(&server_key, counter, &buf[8..8 + len], &mut out);
+                let _ = server_socket.send_to(&out, from).await;
+            }
+        });
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let waiting =
+            Arc::new(parking_lot::Mutex::new(None::<tokio::sync::oneshot::Sender<usize>>));
+        let (receiver_socket, receiver_key, receiver_waiting) =
+            (socket.clone(), key.clone(), waiting.clone());
+        let receiver = tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((n, _)) = receiver_socket.recv_from(&mut buf).await else { continue };
+                let len = aead_open(&receiver_key, &mut buf[..n]);
+                if let Some(caller) = receiver_waiting.lock().take() {
+                    let _ = caller.send(len);
+                }
+            }
+        });
+        Self { socket, server, key, counter: 0, waiting, tasks: [echo, receiver] }
+    }
+
+    async fn round_trip(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.waiting.lock() = Some(tx);
+        self.counter += 1;
+        aead_seal(&self.key, self.counter, payload, out);
+        self.socket.send_to(out, self.server).await.expect("send");
+        assert_eq!(rx.await.expect("answer"), payload.len());
+    }
+}
+
+impl Drop for DesignFloor {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|task| task.abort());
+    }
 }
 
 const PAIRS: usize = 31;
 const PAIR_SAMPLES: usize = 1_000;
 
-async fn paired_latency(client: Rpc, server: NodeId) -> Latency {
+async fn paired_latency(client: Rpc, server: NodeId, server_mesh: MeshHandle) -> Latency {
     let (echo_addr, echo_task) = udp_echo_server().await;
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     socket.connect(echo_addr).await.expect("connect");
@@ -221,26 +323,64 @@ async fn paired_latency(client: Rpc, server: NodeId) -> Latency {
             assert_eq!(back, payload);
         }
     };
+    // Raw mesh messages: answered by an inline handler, the answer handed to
+    // this task through a channel (as an RPC response is).
+    let (a, b) = (client.mesh().clone(), server_mesh);
+    let b2 = b.clone();
+    let _echo = b
+        .on_message(MESH_PING, move |m| drop(b2.send_now(m.from, MESH_PONG, &m.payload)))
+        .expect("inline handler");
+    let (tx, mut pongs) = tokio::sync::mpsc::unbounded_channel();
+    let _pong = a.on_message(MESH_PONG, move |m| drop(tx.send(m.payload))).expect("handler");
+    let mut mesh_batch = async |samples: &mut Vec<Duration>| {
+        for _ in 0..PAIR_SAMPLES {
+            let started = Instant::now();
+            a.send(server, MESH_PING, &payload).await.expect("send");
+            pongs.recv().await.expect("pong");
+            samples.push(started.elapsed());
+        }
+    };
+    let mut floor = DesignFloor::start().await;
+    let mut sealed = Vec::new();
+    let mut design_batch = async |samples: &mut Vec<Duration>| {
+        for _ in 0..PAIR_SAMPLES {
+            let started = Instant::now();
+            floor.round_trip(&payload, &mut sealed).await;
+            samples.push(started.elapsed());
+        }
+    };
     // Warm-up: sockets, sessions, allocator, the endpoint's tables.
     udp_batch(&mut Vec::new()).await;
     rpc_batch(&mut Vec::new()).await;
+    design_batch(&mut Vec::new()).await;
+    mesh_batch(&mut Vec::new()).await;
     let (mut udp_p50s, mut rpc_p50s, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut design_ratios, mut mesh_ratios) = (Vec::new(), Vec::new());
     let mut all_rpc = Vec::with_capacity(PAIRS * PAIR_SAMPLES);
     for pair in 0..PAIRS {
-        let (mut udp, mut rpc) = (Vec::new(), Vec::new());
+        let (mut udp, mut rpc, mut design, mut raw) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         if pair % 2 == 0 {
             udp_batch(&mut udp).await;
             rpc_batch(&mut rpc).await;
+            design_batch(&mut design).await;
+            mesh_batch(&mut raw).await;
         } else {
+            mesh_batch(&mut raw).await;
+            design_batch(&mut design).await;
             rpc_batch(&mut rpc).await;
             udp_batch(&mut udp).await;
         }
         udp.sort();
         rpc.sort();
+        design.sort();
+        raw.sort();
         let (u, r) = (quantile(&udp, 0.5), quantile(&rpc, 0.5));
         udp_p50s.push(u);
         rpc_p50s.push(r);
         ratios.push(r / u);
+        design_ratios.push(quantile(&design, 0.5) / u);
+        mesh_ratios.push(quantile(&raw, 0.5) / u);
         all_rpc.extend(rpc);
     }
     echo_task.abort();
@@ -250,6 +390,8 @@ async fn paired_latency(client: Rpc, server: NodeId) -> Latency {
         rpc_p50_us: median(rpc_p50s),
         rpc_p99_us: quantile(&all_rpc, 0.99),
         ratio: median(ratios),
+        design_ratio: median(design_ratios),
+        mesh_ratio: median(mesh_ratios),
     }
 }
 
@@ -343,10 +485,11 @@ fn main() {
                         println!("mesh p50 {p50:.1} us");
                     }
                     "paired" => {
-                        let l = on_worker(paired_latency(c, server)).await;
+                        let l = on_worker(paired_latency(c, server, server_rpc.mesh().clone())).await;
                         println!(
-                            "paired: udp p50 {:.1} us, rpc p50 {:.1} us, ratio {:.2}",
-                            l.udp_p50_us, l.rpc_p50_us, l.ratio
+                            "paired: udp p50 {:.1} us, rpc p50 {:.1} us, design floor ratio {:.2}, \
+                             mesh ratio {:.2}, ratio {:.2}",
+                            l.udp_p50_us, l.rpc_p50_us, l.design_ratio, l.mesh_ratio, l.ratio
                         );
                     }
                     "latency" => {
@@ -362,11 +505,17 @@ fn main() {
             }
             return;
         }
-        let latency = on_worker(paired_latency(client.clone(), server)).await;
+        let latency = on_worker(paired_latency(client.clone(), server, server_rpc.mesh().clone())).await;
         println!(
             "latency, {PAIRS} interleaved pairs of {PAIR_SAMPLES} calls: p50 udp {:.1} / rpc {:.1} us \
              (rpc p99 {:.1} us), median ratio {:.2}",
             latency.udp_p50_us, latency.rpc_p50_us, latency.rpc_p99_us, latency.ratio
+        );
+        println!(
+            "not figures, p50 ratios to udp in the same pairs: design floor {:.2} (udp + \
+             ChaCha20-Poly1305 on every datagram + a receive task handing answers to the caller), \
+             raw mesh messages {:.2}, rpc {:.2}",
+            latency.design_ratio, latency.mesh_ratio, latency.ratio
         );
         let mut rounds = Vec::new();
         for i in 0..ROUNDS {
