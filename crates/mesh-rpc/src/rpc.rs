@@ -12,6 +12,7 @@
 //! socket address).
 
 mod client;
+mod deadlines;
 mod server;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -112,6 +113,8 @@ pub(crate) struct Inner {
     inline: Mutex<Option<InlineHandler>>,
     /// The task failing calls to peers that become Unreachable.
     watcher: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Fails calls whose deadline passed.
+    deadlines: deadlines::Deadlines,
 }
 
 /// Installed observers with their ids.
@@ -122,6 +125,8 @@ struct Pending {
     tx: oneshot::Sender<Reply>,
     /// Only this node may answer.
     callee: NodeId,
+    /// When the call fails with Timeout (`None`: too far away to represent).
+    deadline: Option<Instant>,
 }
 
 /// A response handed from the receive task to the waiting call.
@@ -146,6 +151,8 @@ enum ReplyOutcome {
     },
     /// The mesh marked the callee Unreachable while the call waited.
     Unreachable,
+    /// The deadline passed (the sweeper has already abandoned the call).
+    TimedOut,
     /// Sending the batch that carried the request failed.
     Local(RpcError),
 }
@@ -271,6 +278,7 @@ impl Rpc {
             drops: DropCounters::default(),
             inline: Mutex::new(None),
             watcher: Mutex::new(None),
+            deadlines: deadlines::Deadlines::new(),
         });
         let weak = Arc::downgrade(&inner);
         let guard = inner
@@ -597,6 +605,7 @@ impl Drop for Inner {
         if let Some(watcher) = self.watcher.get_mut().take() {
             watcher.abort();
         }
+        self.deadlines.stop();
         for (_, running) in self.running.get_mut().drain() {
             running.abort();
         }

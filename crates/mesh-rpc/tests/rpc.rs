@@ -176,6 +176,74 @@ async fn deadline_expiry_times_out_and_stops_the_handler() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_deadline_behind_a_long_one_still_times_out() {
+    let cluster = cluster(2).await;
+    let (a, b) = endpoints(&cluster);
+    let _forever = serve_forever(&b, "forever", Arc::new(AtomicBool::new(false)));
+    let to = b.node_id();
+    // A patient call in flight: the endpoint's deadline sweeper sleeps towards
+    // its deadline, 30 s away...
+    let patient_caller = a.clone();
+    let long =
+        tokio::spawn(
+            async move { patient_caller.call::<(), ()>(to, "forever", &(), patient()).await },
+        );
+    assert!(cluster.wait_for(DEADLINE, |_| a.stats().pending_calls == 1).await);
+    // ...so each shorter call must wake it, and time out long before that.
+    for ms in [300, 50, 500] {
+        let opts = CallOptions::default().deadline(Duration::from_millis(ms));
+        let call = a.call::<(), ()>(to, "forever", &(), opts);
+        let err = tokio::time::timeout(Duration::from_secs(20), call)
+            .await
+            .unwrap_or_else(|_| panic!("the {ms} ms call waited for the 30 s one"))
+            .unwrap_err();
+        assert!(
+            matches!(err, RpcError::Timeout { elapsed } if elapsed >= Duration::from_millis(ms)),
+            "{err}"
+        );
+    }
+    assert_eq!(a.stats().pending_calls, 1, "the patient call is still waiting");
+    long.abort();
+}
+
+/// Deadlines hold for an endpoint made outside any runtime and called from
+/// runtimes that come and go (the deadline sweeper lives on the caller's
+/// runtime and is started again when that runtime is gone).
+#[test]
+fn deadlines_hold_across_runtimes() {
+    let nodes =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let cluster = nodes.block_on(cluster(2));
+    let (a, b) = endpoints(&cluster);
+    let _forever = serve_forever(&b, "forever", Arc::new(AtomicBool::new(false)));
+    let to = b.node_id();
+    let short = || CallOptions::default().deadline(Duration::from_millis(200));
+    for round in 0..3 {
+        let caller = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        caller.block_on(async {
+            // A patient call left waiting when this runtime goes away.
+            let patient_caller = a.clone();
+            let long = tokio::spawn(async move {
+                patient_caller.call::<(), ()>(to, "forever", &(), patient()).await
+            });
+            tokio::task::yield_now().await;
+            let call = a.call::<(), ()>(to, "forever", &(), short());
+            let err = tokio::time::timeout(Duration::from_secs(20), call)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: the call outlived its deadline"))
+                .unwrap_err();
+            assert!(matches!(err, RpcError::Timeout { .. }), "round {round}: {err}");
+            drop(long);
+        });
+        drop(caller);
+    }
+    nodes.block_on(async move {
+        let mut cluster = cluster;
+        cluster.shutdown().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_call_cancels_the_handler() {
     let cluster = cluster(2).await;
     let (a, b) = endpoints(&cluster);

@@ -25,7 +25,7 @@
 //!
 //! Layout: [`wire`] (datagram and frame formats), [`replay`] (the nonce window),
 //! [`fragment`] (split and reassemble), `noise` (handshake and identity proof),
-//! `node` (the runtime), [`testing`] (behind the `testing` feature).
+//! `node` (the runtime), `testing` (behind the `testing` feature).
 
 pub mod admin;
 mod config;

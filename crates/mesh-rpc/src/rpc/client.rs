@@ -1,5 +1,6 @@
-//! The calling side: encode, register the pending call, send, wait with a
-//! deadline, decode; retries for idempotent calls; cancel on drop.
+//! The calling side: encode, register the pending call (with its deadline, which
+//! the endpoint's sweeper enforces, see [`super::deadlines`]), send, wait,
+//! decode; retries for idempotent calls; cancel on drop.
 //!
 //! Each attempt is a [`ClientCall`] guard: whichever way the attempt ends
 //! (answered, timed out, failed to send, or its future dropped) the guard removes
@@ -88,6 +89,15 @@ impl Rpc {
 }
 
 impl Inner {
+    /// Forgets call `id` to `to` (remembering it was ours, so a late answer is
+    /// told from a stray one) and tells the server to stop working on it.
+    pub(super) fn abandon(self: &Arc<Self>, to: NodeId, id: u64) {
+        self.abandoned.lock().insert(id);
+        if let Ok(cancel) = wire::encode_raw(&Header::Cancel { id }, &[]) {
+            self.send_detached(to, cancel);
+        }
+    }
+
     /// The client-side counters of `service` (interned on first use).
     fn client_counters(&self, service: &str) -> Arc<ServiceCounters> {
         if let Some(counters) = self.client_stats.read().get(service) {
@@ -129,10 +139,12 @@ impl Inner {
             return Err(error);
         }
         let (tx, rx) = oneshot::channel();
-        let busy = {
+        let due = call.started.checked_add(deadline);
+        let (busy, swept) = {
             let mut pending = self.pending.lock();
-            pending.insert(id, Pending { tx, callee: to });
-            pending.len() > 1
+            pending.insert(id, Pending { tx, callee: to, deadline: due });
+            let swept = self.deadlines.arm(Arc::downgrade(self), call.started, due);
+            (pending.len() > 1, swept)
         };
         if busy && wire::batchable(message.len(), self.config.batch_bytes) {
             // Other calls are waiting: join a batch. A failure to send it comes
@@ -143,14 +155,19 @@ impl Inner {
             call.finish(CallStatus::of(&error), 0, false);
             return Err(error);
         }
-        let (result, response_bytes) = match tokio::time::timeout(deadline, rx).await {
+        // The sweeper enforces the deadline (see `deadlines`); only where it
+        // cannot run does the call keep a timer of its own.
+        let reply = if swept { Ok(rx.await) } else { tokio::time::timeout(deadline, rx).await };
+        let (result, response_bytes) = match reply {
+            Ok(Ok(Reply { outcome: ReplyOutcome::TimedOut, .. })) | Err(_) => {
+                (Err(RpcError::Timeout { elapsed: call.started.elapsed() }), 0)
+            }
             Ok(Ok(reply)) => {
                 let size = reply.size;
                 (self.decode_reply(reply, to, &counters.name), size)
             }
             // The endpoint dropped our entry: it is going away.
             Ok(Err(_)) => (Err(RpcError::Shutdown), 0),
-            Err(_) => (Err(RpcError::Timeout { elapsed: call.started.elapsed() }), 0),
         };
         let status = match &result {
             Ok(_) => CallStatus::Ok,
@@ -177,6 +194,7 @@ impl Inner {
             }
             ReplyOutcome::TooLarge { size, max } => Err(RpcError::TooLarge { size, max }),
             ReplyOutcome::Unreachable => Err(RpcError::Unreachable(to)),
+            ReplyOutcome::TimedOut => Err(RpcError::Timeout { elapsed: std::time::Duration::ZERO }),
             ReplyOutcome::Local(error) => Err(error),
         }
     }
@@ -281,10 +299,7 @@ impl ClientCall<'_> {
     }
 
     fn abandon(&self) {
-        self.inner.abandoned.lock().insert(self.id);
-        if let Ok(cancel) = wire::encode_raw(&Header::Cancel { id: self.id }, &[]) {
-            self.inner.send_detached(self.to, cancel);
-        }
+        self.inner.abandon(self.to, self.id);
     }
 }
 
