@@ -278,6 +278,35 @@ impl AdminVerifier {
         remembered
     }
 
+    /// Restores ICE cooldowns after a restart, so restarting a node does not
+    /// reopen a target early. Each item is an ICE command's target and when it
+    /// was accepted (ms since the Unix epoch), for example from the audit
+    /// ledger's accepted ICE entries; the latest acceptance per target counts,
+    /// an acceptance "in the future" (a clock that stepped back) counts as now,
+    /// and targets whose cooldown is over are skipped. Returns how many targets
+    /// are cooling down.
+    pub fn remember_ice(
+        &self,
+        accepted: impl IntoIterator<Item = (String, u64)>,
+        now_ms: u64,
+    ) -> usize {
+        let cooldown_ms = duration_ms(self.config.ice_cooldown);
+        if cooldown_ms == 0 {
+            return 0;
+        }
+        let mut state = self.state.lock();
+        for (target, accepted_at_ms) in accepted {
+            let at = accepted_at_ms.min(now_ms);
+            if now_ms - at >= cooldown_ms {
+                continue;
+            }
+            let last = state.ice_last.entry(target).or_insert(at);
+            *last = (*last).max(at);
+        }
+        state.ice_last.retain(|_, last| now_ms.saturating_sub(*last) < cooldown_ms);
+        state.ice_last.len()
+    }
+
     /// Verifies `envelope` at the local time.
     pub fn verify_now(&self, envelope: &SignedEnvelope) -> Result<Verified, Rejection> {
         self.verify(envelope, crate::unix_now_ms())
@@ -577,6 +606,40 @@ mod tests {
         assert_eq!(fresh.remember_seen([(env.body.nonce, NOW), old_nonce], NOW + 1_000), 1);
         assert_eq!(fresh.verify(&env, NOW + 2_000).unwrap_err().reason, RejectReason::Replayed);
         assert_eq!(fresh.remembered_nonces(), 1);
+    }
+
+    #[test]
+    fn ice_cooldowns_seen_before_a_restart_still_hold() {
+        let (ops, v) = setup(1, 1);
+        let ice = |target: &str, at: u64| {
+            ops[0].sign_command(
+                EnvelopeDraft::new(CommandClass::Ice, target, b"freeze".to_vec())
+                    .issued_at(at)
+                    .blast_radius([7; 32]),
+            )
+        };
+        // Acceptances read back from a ledger: "cluster" twice (the later one
+        // counts), one target long cooled down, one stamped in the future.
+        let accepted = [
+            ("cluster".to_owned(), NOW - 20_000),
+            ("cluster".to_owned(), NOW - 10_000),
+            ("node:0x02".to_owned(), NOW - 40_000),
+            ("node:0x03".to_owned(), NOW + 5_000),
+        ];
+        assert_eq!(v.remember_ice(accepted, NOW), 2);
+        let err = v.verify(&ice("cluster", NOW), NOW).unwrap_err();
+        assert_eq!(err.reason, RejectReason::CooldownActive { remaining_ms: 20_000 });
+        assert!(v.verify(&ice("node:0x02", NOW), NOW).is_ok());
+        let err = v.verify(&ice("node:0x03", NOW), NOW).unwrap_err();
+        assert_eq!(err.reason, RejectReason::CooldownActive { remaining_ms: 30_000 });
+        assert!(v.verify(&ice("cluster", NOW + 20_000), NOW + 20_000).is_ok());
+        // With no cooldown configured nothing is remembered.
+        let (_, plain) = setup(1, 1);
+        let none = AdminVerifier::with_config(
+            plain.registry.clone(),
+            VerifierConfig { ice_cooldown: Duration::ZERO, ..VerifierConfig::default() },
+        );
+        assert_eq!(none.remember_ice([("cluster".to_owned(), NOW)], NOW), 0);
     }
 
     #[test]

@@ -225,14 +225,28 @@ impl MeshNode {
                 }
                 // Envelopes this node verified before a restart stay replays: the
                 // verifier relearns their nonces (those whose signatures counted).
+                // ICE targets accepted within the cooldown keep cooling down.
                 if let Some(verifier) = &config.admin_verifier {
-                    let seen = ledger
-                        .since(0, usize::MAX)
+                    let entries = ledger.since(0, usize::MAX);
+                    let now_ms = mesh_auth::unix_now_ms();
+                    let seen = entries
                         .iter()
                         .filter(|e| !e.record.operators.is_empty())
                         .map(|e| (e.record.nonce, e.record.ts_ms));
-                    let n = verifier.remember_seen(seen, mesh_auth::unix_now_ms());
-                    tracing::debug!(nonces = n, "replay cache restored from the audit ledger");
+                    let nonces = verifier.remember_seen(seen, now_ms);
+                    let ice = entries
+                        .iter()
+                        .filter(|e| {
+                            e.record.class == mesh_auth::CommandClass::Ice
+                                && e.record.outcome == mesh_auth::AuditOutcome::Accepted
+                        })
+                        .map(|e| (e.record.target.clone(), e.record.ts_ms));
+                    let cooling = verifier.remember_ice(ice, now_ms);
+                    tracing::debug!(
+                        nonces,
+                        cooling,
+                        "replay cache and ICE cooldowns restored from the audit ledger"
+                    );
                 }
                 ledger
             }

@@ -336,6 +336,43 @@ async fn ledger_file_survives_restart_and_tampering_is_detected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_cooldown_survives_a_restart() {
+    let ops = operators(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key = EntityKeypair::generate();
+    let cooling = || {
+        let mut reg = OperatorRegistry::new();
+        reg.register_public(ops[0].public());
+        let limits = VerifierConfig {
+            routine_threshold: 1,
+            ice_threshold: 1,
+            ice_cooldown: Duration::from_secs(600),
+            ..VerifierConfig::default()
+        };
+        config(Arc::new(AdminVerifier::with_config(Arc::new(reg), limits)))
+            .identity(key.clone())
+            .audit_path(&path)
+    };
+    let freeze = AdminCommand::Freeze { ttl_ms: 1_000 };
+    let node = MeshNode::start(cooling()).await.unwrap();
+    assert!(node.apply_admin(&sign(&[&ops[0]], &freeze, &node.snapshot())).is_accepted());
+    let again = node.apply_admin(&sign(&[&ops[0]], &freeze, &node.snapshot()));
+    assert_eq!(code(&again), "cooldown_active");
+    node.shutdown().await;
+    drop(node);
+
+    // A restart (fresh verifier, same ledger file) does not reopen the target.
+    let node = MeshNode::start(cooling()).await.unwrap();
+    let after = node.apply_admin(&sign(&[&ops[0]], &freeze, &node.snapshot()));
+    assert_eq!(code(&after), "cooldown_active", "{after:?}");
+    // Other ICE targets are not affected.
+    let thaw = node.apply_admin(&sign(&[&ops[0]], &AdminCommand::Thaw, &node.snapshot()));
+    assert_ne!(code(&thaw), "cooldown_active", "{thaw:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_state_survives_a_restart_and_a_corrupt_file_is_refused() {
     let ops = operators(1);
     let dir = tempfile::tempdir().unwrap();
