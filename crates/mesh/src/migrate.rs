@@ -197,6 +197,7 @@ pub(crate) enum MigrateMessage {
         name: String,
         kind: String,
         key_seed: [u8; 32],
+        #[serde(with = "crate::wire::bytes_field")]
         state: Vec<u8>,
         started_at_ms: u64,
     },

@@ -211,7 +211,7 @@ pub enum Frame<'a> {
         /// Message kind (see [`crate::MessageKind`]).
         kind: u32,
         /// The payload.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "bytes_field::serialize")]
         payload: &'a [u8],
     },
     /// One piece of a fragmented application message.
@@ -225,9 +225,73 @@ pub enum Frame<'a> {
         /// Message kind.
         kind: u32,
         /// The piece.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "bytes_field::serialize")]
         payload: &'a [u8],
     },
+}
+
+/// A postcard output that appends to a `Vec` (whole slices at once; postcard's
+/// `io` output writes byte by byte through `io::Write`).
+struct AppendTo<'v>(&'v mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Byte strings as one length-prefixed block. serde's own impls for `[u8]` and
+/// `Vec<u8>` go element by element (one call per byte); postcard writes the
+/// same bytes either way (a varint length, then the bytes), so this changes
+/// the speed, not the wire format.
+pub(crate) mod bytes_field {
+    use serde::{Deserializer, Serializer};
+
+    /// `serialize_with` for `&[u8]` and `Vec<u8>` fields.
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_bytes(bytes)
+    }
+
+    /// `deserialize_with` for `Vec<u8>` fields (borrowed `&[u8]` fields are
+    /// read as one block already).
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(byte) = seq.next_element()? {
+                    out.push(byte);
+                }
+                Ok(out)
+            }
+        }
+        input.deserialize_byte_buf(Bytes)
+    }
 }
 
 impl<'a> Frame<'a> {
@@ -244,7 +308,7 @@ impl<'a> Frame<'a> {
     /// Appends the encoded frame to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         // Encoding plain data into a growable buffer cannot fail.
-        let _ = postcard::to_io(self, &mut *out);
+        let _ = postcard::serialize_with_flavor(self, AppendTo(out));
     }
 
     /// Worst-case bytes a `Fragment` frame adds around its payload.
@@ -256,6 +320,24 @@ impl<'a> Frame<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_payloads_keep_the_wire_format() {
+        // serde's default for a slice is a sequence of u8; postcard writes the
+        // same bytes for it as for the byte string the frame now writes.
+        #[derive(Serialize)]
+        struct AsSequence<'a> {
+            kind: u32,
+            payload: &'a [u8],
+        }
+        let payload: Vec<u8> = (0..300).map(|i| i as u8).collect();
+        let mut framed = Vec::new();
+        Frame::Message { kind: 7, payload: &payload }.encode_into(&mut framed);
+        let old = postcard::to_stdvec(&AsSequence { kind: 7, payload: &payload }).unwrap();
+        assert_eq!(framed[0], 4, "variant index of Message");
+        assert_eq!(framed[1..], old[..]);
+        assert_eq!(Frame::decode(&framed).unwrap(), Frame::Message { kind: 7, payload: &payload });
+    }
 
     #[test]
     fn header_round_trips() {
