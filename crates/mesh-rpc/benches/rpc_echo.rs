@@ -2,20 +2,23 @@
 //! the floor: plain tokio UDP ping-pong on the same runtime. Release build.
 //!
 //! Prints `figure:` lines (collected by `cargo xtask bench`). Latency: 31 pairs of
-//! interleaved batches (1,000 UDP round trips, 1,000 RPC calls, order swapped each
-//! pair); p50s are medians over pairs and the ratio is the median of the per-pair
-//! ratios, so both sides of each ratio see the same machine state. Throughput: the
-//! median of three rounds, each measuring the floor and the RPC path back to back.
+//! interleaved batches of 1,000 round trips each (UDP, RPC, raw mesh messages and
+//! the design floor, order reversed every other pair); p50s are medians over
+//! pairs and each ratio is the median of the per-pair ratios, so both sides of a
+//! ratio see the same machine state. Throughput: the median of three rounds,
+//! each measuring the floor and the RPC path back to back.
 //!
-//! Between the two it also prints (as plain lines, not figures) the mesh floor:
-//! the same echo as raw mesh messages answered by inline handlers, so the cost of
-//! the mesh (encryption, sessions) and of the RPC layer can be told apart; and
-//! the RPC throughput with coalescing turned off (`batch_bytes: 0`, on a second
-//! pair of nodes), to show what batching contributes.
+//! Beside the figures it prints (as plain lines) two references that tell the
+//! costs apart: raw mesh messages answered by inline handlers (encryption,
+//! sessions, no RPC layer), and the "design floor" ([`DesignFloor`]: the UDP
+//! ping-pong plus what any design with one encrypted socket per node must pay);
+//! and the RPC throughput with coalescing turned off (`batch_bytes: 0`, on a
+//! second pair of nodes), to show what batching contributes.
 //!
 //! For profiling, `RPC_ECHO_ONLY=latency` or `RPC_ECHO_ONLY=throughput` runs just
 //! the RPC side of that phase (for about 10 s) and prints no figures;
-//! `RPC_ECHO_ONLY=udp` and `RPC_ECHO_ONLY=mesh` run the latency floors the same way.
+//! `RPC_ECHO_ONLY=udp` and `RPC_ECHO_ONLY=mesh` run those latencies the same way,
+//! and `RPC_ECHO_ONLY=paired` repeats the paired latency comparison.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mesh::testing::Cluster;
-use mesh::{ClusterKey, MeshConfig, MeshHandle, MessageKind, NodeId};
+use mesh::{ClusterKey, InlineHandler, MeshConfig, MeshHandle, MessageKind, NodeId};
 use mesh_rpc::{CallOptions, Rpc, RpcConfig, RpcStatus};
 use tokio::net::UdpSocket;
 
@@ -40,9 +43,8 @@ type Echo = [u8; PAYLOAD];
 const MESH_PING: MessageKind = MessageKind::named("bench/mesh-ping/v1");
 const MESH_PONG: MessageKind = MessageKind::named("bench/mesh-pong/v1");
 
-/// One round of the throughput phase (and the mesh floor, for reference).
+/// One round of the throughput phase (with raw mesh messages, for reference).
 struct Round {
-    mesh_p50_us: f64,
     mesh_msgs_per_s: f64,
     udp_rt_per_s: f64,
     rpc_calls_per_s: f64,
@@ -121,30 +123,39 @@ async fn udp_throughput() -> f64 {
     rate
 }
 
-/// The mesh floor: `b` answers pings inline; returns p50 (us) with one in flight
-/// (the reply wakes the waiting task, as an RPC response does) and messages per
-/// second with 64 in flight (the reply handler sends the next ping inline).
-async fn mesh_floor(a: MeshHandle, b: MeshHandle) -> (f64, f64) {
+/// Makes `b` answer every ping inline, from its receive task.
+fn echo_pings(b: &MeshHandle) -> InlineHandler {
     let b2 = b.clone();
-    let _echo = b
-        .on_message(MESH_PING, move |m| drop(b2.send_now(m.from, MESH_PONG, &m.payload)))
-        .expect("inline handler");
-    // Latency: the pong wakes this task through a channel.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let pong = a.on_message(MESH_PONG, move |m| drop(tx.send(m.payload))).expect("handler");
-    let payload = [7u8; PAYLOAD];
-    let mut samples = Vec::with_capacity(SAMPLES);
-    for i in 0..WARMUP + SAMPLES {
-        let started = Instant::now();
-        a.send(b.node_id(), MESH_PING, &payload).await.expect("send");
-        rx.recv().await.expect("pong");
-        if i >= WARMUP {
-            samples.push(started.elapsed());
-        }
+    b.on_message(MESH_PING, move |m| drop(b2.send_now(m.from, MESH_PONG, &m.payload)))
+        .expect("inline handler")
+}
+
+/// Raw mesh messages, one in flight: `b` answers inline and the answer is
+/// handed to the waiting task through a channel, as an RPC response is.
+struct MeshPing {
+    a: MeshHandle,
+    to: NodeId,
+    pongs: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
+    _handlers: [InlineHandler; 2],
+}
+
+impl MeshPing {
+    fn new(a: MeshHandle, b: &MeshHandle) -> Self {
+        let (tx, pongs) = tokio::sync::mpsc::unbounded_channel();
+        let pong = a.on_message(MESH_PONG, move |m| drop(tx.send(m.payload))).expect("handler");
+        Self { to: b.node_id(), pongs, _handlers: [echo_pings(b), pong], a }
     }
-    drop(pong);
-    samples.sort();
-    // Throughput: 64 pings bounce between the two receive tasks.
+
+    async fn round_trip(&mut self, payload: &[u8]) {
+        self.a.send(self.to, MESH_PING, payload).await.expect("send");
+        self.pongs.recv().await.expect("pong");
+    }
+}
+
+/// Raw mesh messages per second with 64 in flight: the reply handler sends the
+/// next ping inline, so they bounce between the two receive tasks.
+async fn mesh_throughput(a: MeshHandle, b: MeshHandle) -> f64 {
+    let _echo = echo_pings(&b);
     let count = Arc::new(AtomicU64::new(0));
     let (a2, counter, stop) = (a.clone(), count.clone(), Arc::new(AtomicBool::new(false)));
     let stopped = stop.clone();
@@ -156,6 +167,7 @@ async fn mesh_floor(a: MeshHandle, b: MeshHandle) -> (f64, f64) {
             }
         })
         .expect("handler");
+    let payload = [7u8; PAYLOAD];
     for _ in 0..IN_FLIGHT {
         a.send(b.node_id(), MESH_PING, &payload).await.expect("send");
     }
@@ -164,7 +176,7 @@ async fn mesh_floor(a: MeshHandle, b: MeshHandle) -> (f64, f64) {
     let rate = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    (quantile(&samples, 0.5), rate)
+    rate
 }
 
 /// p50 and p99 (us) of a 32-byte RPC echo, one in flight.
@@ -195,7 +207,7 @@ struct Latency {
     ratio: f64,
     /// The same for the design floor (see [`DesignFloor`]).
     design_ratio: f64,
-    /// The same for raw mesh messages (see [`mesh_floor`]).
+    /// The same for raw mesh messages (see [`MeshPing`]).
     mesh_ratio: f64,
 }
 
@@ -323,20 +335,11 @@ async fn paired_latency(client: Rpc, server: NodeId, server_mesh: MeshHandle) ->
             assert_eq!(back, payload);
         }
     };
-    // Raw mesh messages: answered by an inline handler, the answer handed to
-    // this task through a channel (as an RPC response is).
-    let (a, b) = (client.mesh().clone(), server_mesh);
-    let b2 = b.clone();
-    let _echo = b
-        .on_message(MESH_PING, move |m| drop(b2.send_now(m.from, MESH_PONG, &m.payload)))
-        .expect("inline handler");
-    let (tx, mut pongs) = tokio::sync::mpsc::unbounded_channel();
-    let _pong = a.on_message(MESH_PONG, move |m| drop(tx.send(m.payload))).expect("handler");
+    let mut mesh = MeshPing::new(client.mesh().clone(), &server_mesh);
     let mut mesh_batch = async |samples: &mut Vec<Duration>| {
         for _ in 0..PAIR_SAMPLES {
             let started = Instant::now();
-            a.send(server, MESH_PING, &payload).await.expect("send");
-            pongs.recv().await.expect("pong");
+            mesh.round_trip(&payload).await;
             samples.push(started.elapsed());
         }
     };
@@ -453,13 +456,13 @@ async fn round(
     unbatched: (&Rpc, NodeId),
 ) -> Round {
     let (a, b) = (client.mesh().clone(), server_mesh.clone());
-    let (mesh_p50_us, mesh_msgs_per_s) = on_worker(mesh_floor(a, b)).await;
+    let mesh_msgs_per_s = on_worker(mesh_throughput(a, b)).await;
     let udp_rt_per_s = on_worker(udp_throughput()).await;
     let c = client.clone();
     let rpc_calls_per_s = on_worker(async move { rpc_throughput(&c, server).await }).await;
     let (c, to) = (unbatched.0.clone(), unbatched.1);
     let unbatched_calls_per_s = on_worker(async move { rpc_throughput(&c, to).await }).await;
-    Round { unbatched_calls_per_s, mesh_p50_us, mesh_msgs_per_s, udp_rt_per_s, rpc_calls_per_s }
+    Round { unbatched_calls_per_s, mesh_msgs_per_s, udp_rt_per_s, rpc_calls_per_s }
 }
 
 fn main() {
@@ -480,8 +483,18 @@ fn main() {
                 match phase.as_str() {
                     "udp" => println!("udp p50 {:.1} us", on_worker(udp_latency()).await),
                     "mesh" => {
-                        let (a, b) = (client.mesh().clone(), server_rpc.mesh().clone());
-                        let (p50, _) = on_worker(mesh_floor(a, b)).await;
+                        let mut mesh = MeshPing::new(client.mesh().clone(), server_rpc.mesh());
+                        let p50 = on_worker(async move {
+                            let mut samples = Vec::with_capacity(SAMPLES);
+                            for _ in 0..SAMPLES {
+                                let started = Instant::now();
+                                mesh.round_trip(&[7u8; PAYLOAD]).await;
+                                samples.push(started.elapsed());
+                            }
+                            samples.sort();
+                            quantile(&samples, 0.5)
+                        })
+                        .await;
                         println!("mesh p50 {p50:.1} us");
                     }
                     "paired" => {
@@ -525,10 +538,8 @@ fn main() {
             let r = round(&client, server, server_rpc.mesh(), unbatched).await;
             plain_cluster.shutdown().await;
             println!(
-                "round {i}: mesh floor p50 {:.1} us; \
-                 throughput udp {:.0} rt/s / mesh {:.0} rt/s / rpc {:.0} calls/s \
+                "round {i}: throughput udp {:.0} rt/s / mesh {:.0} rt/s / rpc {:.0} calls/s \
                  (unbatched {:.0})",
-                r.mesh_p50_us,
                 r.udp_rt_per_s,
                 r.mesh_msgs_per_s,
                 r.rpc_calls_per_s,
@@ -546,8 +557,7 @@ fn main() {
         // measurements.
         let tput_ratio = med(|r| r.rpc_calls_per_s / r.udp_rt_per_s);
         println!(
-            "mesh floor (not a figure): p50 {:.1} us, {:.0} roundtrips/s",
-            med(|r| r.mesh_p50_us),
+            "raw mesh messages (not a figure): {:.0} roundtrips/s",
             med(|r| r.mesh_msgs_per_s)
         );
         println!(
