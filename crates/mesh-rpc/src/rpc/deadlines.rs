@@ -99,7 +99,10 @@ async fn sweep(endpoint: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let next = {
             let Some(inner) = endpoint.upgrade() else { return };
-            let now = Instant::now();
+            // tokio's clock, the one `sleep_until` waits on: under paused test
+            // time it runs ahead of the system clock, and reading the system
+            // clock here would then find nothing due and spin.
+            let now = tokio::time::Instant::now().into_std();
             let (expired, next) = {
                 let mut pending = inner.pending.lock();
                 let expired: Vec<u64> = pending
