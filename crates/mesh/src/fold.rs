@@ -87,6 +87,26 @@ pub struct DaemonSummary {
     pub migratable: bool,
 }
 
+impl DaemonSummary {
+    /// A running daemon with nothing else to report: no saturation, restarts,
+    /// dropped lines or start time, not migratable. For building summaries by
+    /// hand (tests, tools); set the other fields after.
+    pub fn running(id: OriginHash, name: impl Into<String>, health: DaemonHealth) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            lifecycle: Lifecycle::Running,
+            health,
+            saturation_milli: 0,
+            restarts: 0,
+            crash_looping: false,
+            started_at_ms: 0,
+            log_dropped: 0,
+            migratable: false,
+        }
+    }
+}
+
 /// Everything one node says about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSummary {
@@ -321,18 +341,7 @@ mod tests {
     use crate::logs::sanitize;
 
     fn daemon(id: u64, health: DaemonHealth) -> DaemonSummary {
-        DaemonSummary {
-            id: OriginHash(id),
-            name: format!("d{id}"),
-            lifecycle: Lifecycle::Running,
-            health,
-            saturation_milli: 0,
-            restarts: 0,
-            crash_looping: false,
-            started_at_ms: 0,
-            log_dropped: 0,
-            migratable: false,
-        }
+        DaemonSummary::running(OriginHash(id), format!("d{id}"), health)
     }
 
     fn summary(node: u64, version: u64, daemons: Vec<DaemonSummary>) -> NodeSummary {

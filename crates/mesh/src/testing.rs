@@ -321,3 +321,23 @@ impl Cluster {
         }
     }
 }
+
+/// Waits until `condition` holds for `node`'s snapshot, woken by each new
+/// snapshot rather than by polling, or until `deadline` has passed; returns
+/// whether it held.
+pub async fn wait_snapshot(
+    node: &MeshNode,
+    deadline: Duration,
+    mut condition: impl FnMut(&crate::MeshSnapshot) -> bool,
+) -> bool {
+    let mut snapshots = node.subscribe();
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if condition(&snapshots.borrow_and_update()) {
+            return true;
+        }
+        if tokio::time::timeout_at(until, snapshots.changed()).await.is_err() {
+            return condition(&node.snapshot());
+        }
+    }
+}

@@ -54,17 +54,8 @@ fn daemon(name: &str) -> (Box<dyn Daemon>, Probe) {
     (Box::new(ProbeDaemon { name: name.to_owned(), probe: probe.clone() }), probe)
 }
 
-async fn wait_snapshot(node: &MeshNode, mut pred: impl FnMut(&MeshSnapshot) -> bool) -> bool {
-    let mut rx = node.subscribe();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if pred(&rx.borrow_and_update()) {
-            return true;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-            return pred(&node.snapshot());
-        }
-    }
+async fn wait_snapshot(node: &MeshNode, pred: impl FnMut(&MeshSnapshot) -> bool) -> bool {
+    mesh::testing::wait_snapshot(node, DEADLINE, pred).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

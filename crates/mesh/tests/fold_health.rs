@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mesh::fold::{DaemonSummary, FoldMessage, MAX_FOLD_MESSAGE, NodeSummary, Resources};
 use mesh::testing::Cluster;
 use mesh::{
-    ClusterKey, Daemon, DaemonHealth, EntityKeypair, Lifecycle, MeshConfig, MeshNode, MeshSnapshot,
+    ClusterKey, Daemon, DaemonHealth, EntityKeypair, MeshConfig, MeshNode, MeshSnapshot,
     MessageKind, NodeId, OriginHash,
 };
 use parking_lot::Mutex;
@@ -43,32 +43,12 @@ fn settable(name: &'static str) -> (Box<dyn Daemon>, Arc<Mutex<DaemonHealth>>) {
     (Box::new(Settable { name, health: health.clone() }), health)
 }
 
-async fn wait_snapshot(node: &MeshNode, mut pred: impl FnMut(&MeshSnapshot) -> bool) -> bool {
-    let mut rx = node.subscribe();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if pred(&rx.borrow_and_update()) {
-            return true;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-            return pred(&node.snapshot());
-        }
-    }
+async fn wait_snapshot(node: &MeshNode, pred: impl FnMut(&MeshSnapshot) -> bool) -> bool {
+    mesh::testing::wait_snapshot(node, DEADLINE, pred).await
 }
 
 fn daemon_summary(id: u64, name: &str, health: DaemonHealth) -> DaemonSummary {
-    DaemonSummary {
-        id: OriginHash(id),
-        name: name.to_owned(),
-        lifecycle: Lifecycle::Running,
-        health,
-        saturation_milli: 0,
-        restarts: 0,
-        crash_looping: false,
-        started_at_ms: 0,
-        log_dropped: 0,
-        migratable: false,
-    }
+    DaemonSummary::running(OriginHash(id), name, health)
 }
 
 fn forged(node: NodeId, daemons: Vec<DaemonSummary>) -> NodeSummary {

@@ -431,18 +431,7 @@ proptest! {
                 resources: Resources::default(),
                 admin: Default::default(),
                 migrations: Vec::new(),
-                daemons: vec![DaemonSummary {
-                    id: OriginHash(1),
-                    name: "d".into(),
-                    lifecycle: Lifecycle::Running,
-                    health,
-                    saturation_milli: 0,
-                    restarts: 0,
-                    crash_looping: false,
-                    started_at_ms: 0,
-                    log_dropped: 0,
-                    migratable: false,
-                }],
+                daemons: vec![DaemonSummary::running(OriginHash(1), "d", health)],
             }
         };
         let clean = reason.len() <= MAX_HEALTH_REASON && !reason.chars().any(char::is_control);
