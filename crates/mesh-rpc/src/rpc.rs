@@ -138,6 +138,13 @@ struct Reply {
     size: usize,
 }
 
+impl Reply {
+    /// A reply made on this side (no response arrived): no body.
+    fn local(outcome: ReplyOutcome) -> Self {
+        Self { outcome, body: Bytes::new(), size: 0 }
+    }
+}
+
 enum ReplyOutcome {
     Ok,
     Failed {
@@ -594,8 +601,7 @@ impl Inner {
             ids.iter().filter_map(|id| pending.remove(id)).collect()
         };
         for call in failed {
-            let reply = Reply { outcome: ReplyOutcome::Unreachable, body: Bytes::new(), size: 0 };
-            let _ = call.tx.send(reply);
+            let _ = call.tx.send(Reply::local(ReplyOutcome::Unreachable));
         }
     }
 }

@@ -518,33 +518,25 @@ impl MeshHandle {
         kind: MessageKind,
         payload: &[u8],
     ) -> Result<(), SendError> {
+        if payload.len() <= self.single_datagram_max() {
+            return self.send_now(to, kind, payload);
+        }
         let inner = &self.inner;
         let session = self.route(to, payload.len(), inner.config.limits.max_message)?;
         let budget = inner.config.limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
-        if payload.len() + Frame::MESSAGE_OVERHEAD <= budget {
-            inner.send_frame_now(&session, &Frame::Message { kind: kind.0, payload })?;
-        } else {
-            let piece = budget - Frame::FRAGMENT_OVERHEAD;
-            let count = payload.len().div_ceil(piece) as u32;
-            let msg_id = inner.next_msg_id.fetch_add(1, Ordering::Relaxed);
-            let mut plain = Vec::with_capacity(budget);
-            for (index, chunk) in split(payload, piece).enumerate() {
-                plain.clear();
-                Frame::Fragment {
-                    msg_id,
-                    index: index as u32,
-                    count,
-                    kind: kind.0,
-                    payload: chunk,
-                }
+        let piece = budget - Frame::FRAGMENT_OVERHEAD;
+        let count = payload.len().div_ceil(piece) as u32;
+        let msg_id = inner.next_msg_id.fetch_add(1, Ordering::Relaxed);
+        let mut plain = Vec::with_capacity(budget);
+        for (index, chunk) in split(payload, piece).enumerate() {
+            plain.clear();
+            Frame::Fragment { msg_id, index: index as u32, count, kind: kind.0, payload: chunk }
                 .encode_into(&mut plain);
-                let datagram = session
-                    .seal(&plain)
-                    .ok_or_else(|| SendError::Io("encryption failed".into()))?;
-                inner.send_datagram_waiting(&datagram, session.addr).await?;
-                if (index + 1) % FRAGMENT_BURST == 0 {
-                    tokio::task::yield_now().await;
-                }
+            let datagram =
+                session.seal(&plain).ok_or_else(|| SendError::Io("encryption failed".into()))?;
+            inner.send_datagram_waiting(&datagram, session.addr).await?;
+            if (index + 1) % FRAGMENT_BURST == 0 {
+                tokio::task::yield_now().await;
             }
         }
         Counters::bump(&inner.counters.messages_out);

@@ -157,17 +157,20 @@ impl Inner {
         }
         // The sweeper enforces the deadline (see `deadlines`); only where it
         // cannot run does the call keep a timer of its own.
-        let reply = if swept { Ok(rx.await) } else { tokio::time::timeout(deadline, rx).await };
+        let reply = if swept {
+            rx.await
+        } else {
+            tokio::time::timeout(deadline, rx)
+                .await
+                .unwrap_or_else(|_| Ok(Reply::local(ReplyOutcome::TimedOut)))
+        };
         let (result, response_bytes) = match reply {
-            Ok(Ok(Reply { outcome: ReplyOutcome::TimedOut, .. })) | Err(_) => {
-                (Err(RpcError::Timeout { elapsed: call.started.elapsed() }), 0)
-            }
-            Ok(Ok(reply)) => {
+            Ok(reply) => {
                 let size = reply.size;
-                (self.decode_reply(reply, to, &counters.name), size)
+                (self.decode_reply(reply, to, &counters.name, call.started), size)
             }
             // The endpoint dropped our entry: it is going away.
-            Ok(Err(_)) => (Err(RpcError::Shutdown), 0),
+            Err(_) => (Err(RpcError::Shutdown), 0),
         };
         let status = match &result {
             Ok(_) => CallStatus::Ok,
@@ -182,6 +185,7 @@ impl Inner {
         reply: Reply,
         to: NodeId,
         service: &str,
+        started: Instant,
     ) -> Result<Resp, RpcError> {
         match reply.outcome {
             ReplyOutcome::Ok => postcard::from_bytes(&reply.body).map_err(|e| {
@@ -194,7 +198,7 @@ impl Inner {
             }
             ReplyOutcome::TooLarge { size, max } => Err(RpcError::TooLarge { size, max }),
             ReplyOutcome::Unreachable => Err(RpcError::Unreachable(to)),
-            ReplyOutcome::TimedOut => Err(RpcError::Timeout { elapsed: std::time::Duration::ZERO }),
+            ReplyOutcome::TimedOut => Err(RpcError::Timeout { elapsed: started.elapsed() }),
             ReplyOutcome::Local(error) => Err(error),
         }
     }
@@ -241,7 +245,7 @@ impl Inner {
             };
             for call in failed {
                 let outcome = ReplyOutcome::Local(error.clone());
-                let _ = call.tx.send(Reply { outcome, body: bytes::Bytes::new(), size: 0 });
+                let _ = call.tx.send(Reply::local(outcome));
             }
         }
     }

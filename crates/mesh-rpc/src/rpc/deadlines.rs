@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -119,8 +118,7 @@ async fn sweep(endpoint: Weak<Inner>, wake: Arc<Notify>) {
             };
             for (id, call) in expired {
                 inner.abandon(call.callee, id);
-                let reply = Reply { outcome: ReplyOutcome::TimedOut, body: Bytes::new(), size: 0 };
-                let _ = call.tx.send(reply);
+                let _ = call.tx.send(Reply::local(ReplyOutcome::TimedOut));
             }
             next
         };
