@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::client::DeckSource;
 use crate::error::DeckError;
 use crate::table::{Cell, Style};
+use crate::text;
 
 /// An action prepared and simulated, waiting for the operator's confirmation.
 #[derive(Clone, Debug)]
@@ -139,6 +140,27 @@ impl NodeResult {
     pub fn is_accepted(&self) -> bool {
         matches!(self, NodeResult::Accepted { .. })
     }
+
+    /// What happened, in words for a dialog line (`accepted  audit #3  cordoned`,
+    /// `rejected  not_authorized: ...`, `not reached  ...`). Every string the node
+    /// (or the RPC layer) sent is escaped and capped ([`text::clean`]).
+    pub fn describe(&self) -> String {
+        match self {
+            NodeResult::Accepted { audit_seq, effect } => {
+                format!("accepted  audit #{audit_seq}  {}", text::message(effect))
+            }
+            NodeResult::Rejected { code, reason, .. } => {
+                let (code, reason) = (text::name(code), text::message(reason));
+                // Reasons usually start with their code already.
+                if reason.starts_with(code.as_str()) {
+                    format!("rejected  {reason}")
+                } else {
+                    format!("rejected  {code}: {reason}")
+                }
+            }
+            NodeResult::NotDelivered { error } => format!("not reached  {}", text::message(error)),
+        }
+    }
 }
 
 impl From<AdminOutcome> for NodeResult {
@@ -208,7 +230,27 @@ impl CommitReport {
                 NodeResult::Accepted { .. } => {}
             }
         }
-        crate::text::message(&line)
+        text::message(&line)
+    }
+
+    /// The result dialog's lines: a headline (`freeze cluster/freeze: accepted by
+    /// 2/3`), then one line per node. Every string from the nodes is escaped
+    /// and capped, so a hostile node cannot write to the operator's terminal.
+    pub fn lines(&self) -> Vec<Cell> {
+        let ok = if self.all_accepted() { Style::Ok } else { Style::Err };
+        let headline = format!(
+            "{} {}: accepted by {}/{}",
+            self.verb,
+            text::name(&self.target),
+            self.accepted(),
+            self.outcomes.len()
+        );
+        let mut lines = vec![Cell::new(headline).styled(ok)];
+        lines.extend(self.outcomes.iter().map(|o| {
+            let style = if o.result.is_accepted() { Style::Ok } else { Style::Err };
+            Cell::new(format!("{}  {}", o.node.short(), o.result.describe())).styled(style)
+        }));
+        lines
     }
 
     /// [`CommitReport::summary`] as a styled cell.
@@ -395,8 +437,54 @@ mod tests {
             ],
         };
         assert!(!report.all_accepted());
+        let lines: Vec<String> = report.lines().into_iter().map(|c| c.text).collect();
+        assert_eq!(lines[0], "cordon node:0x01: accepted by 1/2");
+        assert!(lines[1].ends_with("  accepted  audit #0  cordoned"), "{lines:?}");
+        assert!(lines[2].ends_with("  rejected  not_authorized: no registered operator signed"));
         let s = report.summary();
         assert!(s.contains("accepted by 1/2") && s.contains("not_authorized"), "{s}");
         assert_eq!(report.summary_cell().style, Style::Err);
+    }
+
+    #[test]
+    fn report_lines_escape_what_nodes_said() {
+        let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}txt.exe\u{2066}\n\rok";
+        let long = "x".repeat(10_000);
+        let report = CommitReport {
+            verb: "freeze",
+            target: format!("cluster/{hostile}"),
+            payload_digest: [0; 32],
+            signers: vec![],
+            sent_at_ms: 0,
+            outcomes: vec![
+                NodeOutcome {
+                    node: NodeId(1),
+                    result: NodeResult::Accepted { audit_seq: 1, effect: hostile.into() },
+                },
+                NodeOutcome {
+                    node: NodeId(2),
+                    result: NodeResult::Rejected {
+                        code: hostile.into(),
+                        reason: format!("{hostile}{long}"),
+                        audit_seq: None,
+                    },
+                },
+                NodeOutcome {
+                    node: NodeId(3),
+                    result: NodeResult::NotDelivered { error: hostile.into() },
+                },
+            ],
+        };
+        let mut shown: Vec<String> = report.lines().into_iter().map(|c| c.text).collect();
+        shown.push(report.summary());
+        for line in &shown {
+            assert!(!line.chars().any(|c| c.is_control() || text::is_deceptive(c)), "{line:?}");
+            assert!(
+                line.contains("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}"),
+                "{line:?}"
+            );
+            assert!(line.chars().count() <= 2 * text::MAX_MESSAGE, "capped: {}", line.len());
+        }
+        assert!(shown[2].contains(text::ELLIPSIS), "the long reason is cut");
     }
 }

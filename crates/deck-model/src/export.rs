@@ -4,7 +4,9 @@
 //! sorted as shown. The file is created new: an existing file is never
 //! overwritten ([`DeckError::ExportExists`]), and an unwritable path is a clear
 //! [`DeckError::Export`]. CSV cells that a spreadsheet would take for a formula
-//! (starting with `=`, `+`, `-`, `@`) are prefixed with `'`.
+//! (starting with `=`, `+`, `-`, `@`) are prefixed with `'`. Cells are escaped
+//! text already ([`crate::text::clean`]); JSON lines also escape any C1 or bidi
+//! character as `\uXXXX` ([`crate::text::escape_json_text`]).
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
@@ -84,6 +86,7 @@ pub fn export_table(table: &Table, path: &Path, format: ExportFormat) -> Result<
                     line.push_str(&serde_json::Value::String(cell.text.clone()).to_string());
                 }
                 line.push('}');
+                let line = crate::text::escape_json_text(line);
                 writeln!(out, "{line}").map_err(err)?;
             }
         }

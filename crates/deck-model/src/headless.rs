@@ -1,4 +1,9 @@
 //! The whole deck as one JSON document, for scripts and tests.
+//!
+//! Print it with [`to_json_text`]: besides what JSON escapes anyway, C1 control
+//! characters and bidi formatting characters in any string (a node's error, a
+//! rejection reason, a daemon name) are written as `\uXXXX` escapes, so a
+//! terminal showing the document cannot be tricked by them.
 
 use serde_json::{Value, json};
 
@@ -7,7 +12,7 @@ use crate::data::DeckData;
 use crate::state::{Tab, ViewState};
 use crate::summary::summarize;
 use crate::table::Table;
-use crate::views;
+use crate::{text, views};
 
 fn table_json(table: &Table) -> Value {
     json!({
@@ -50,4 +55,10 @@ pub fn data_json(data: &DeckData) -> Value {
 /// The current state of `source` as one JSON document (see [`data_json`]).
 pub fn snapshot_json(source: &dyn DeckSource) -> Value {
     data_json(&source.data())
+}
+
+/// `value` as pretty-printed JSON text, every C1 control and bidi formatting
+/// character escaped (see [`text::escape_json_text`]); it parses back to `value`.
+pub fn to_json_text(value: &Value) -> String {
+    text::escape_json_text(format!("{value:#}"))
 }

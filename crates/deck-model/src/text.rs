@@ -6,7 +6,9 @@
 //! string goes through [`clean`] before it reaches a cell: control characters
 //! (which could move a terminal's cursor or change its colours) and bidirectional
 //! overrides (which could reorder what an operator reads) are escaped, and the
-//! length is capped with an ellipsis.
+//! length is capped with an ellipsis. JSON output goes through
+//! [`escape_json_text`], which escapes the C1 and bidi characters JSON itself
+//! leaves raw.
 
 /// Longest name shown (daemon, group, service, adapter), in characters.
 pub const MAX_NAME: usize = 96;
@@ -18,8 +20,47 @@ pub const MAX_SEARCH: usize = 256;
 pub const ELLIPSIS: char = '…';
 
 fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control() || is_deceptive(c)
+}
+
+/// Whether `c` is a C1 control character (U+0080..U+009F, which some terminals
+/// obey like escape sequences) or a bidirectional formatting character (the
+/// marks U+200E, U+200F, U+061C, the embeddings and overrides U+202A..U+202E and
+/// the isolates U+2066..U+2069, which reorder what a reader sees). JSON leaves
+/// them raw; [`escape_json_text`] does not.
+pub fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{80}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// JSON text with every [`is_deceptive`] character written as a `\uXXXX`
+/// escape, so a terminal showing it cannot be steered by the strings inside.
+///
+/// `json` must be JSON text as `serde_json` writes it. Outside strings JSON text
+/// is ASCII, and no escape sequence holds a non-ASCII character, so each such
+/// character is a raw character of a string, where its escape (all of them are
+/// in the Basic Multilingual Plane) means the same character: the text parses
+/// to the same value.
+pub fn escape_json_text(json: String) -> String {
+    if !json.chars().any(is_deceptive) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_deceptive(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `s` with control characters and bidi overrides escaped (`\n` as `\\n`, others as
@@ -137,6 +178,39 @@ mod tests {
         assert_eq!(clean("a\nb\x1b[2J", 96), "a\\nb\\u{1b}[2J");
         assert_eq!(clean("x\u{202e}y", 96), "x\\u{202e}y");
         assert!(!clean("\u{7}\u{9b}", 96).chars().any(char::is_control));
+    }
+
+    #[test]
+    fn every_c1_and_bidi_character_is_escaped() {
+        for c in ('\u{80}'..='\u{9f}')
+            .chain(['\u{61c}', '\u{200e}', '\u{200f}'])
+            .chain('\u{202a}'..='\u{202e}')
+            .chain('\u{2066}'..='\u{2069}')
+        {
+            assert!(is_deceptive(c), "{:x}", c as u32);
+            let shown = clean(&format!("a{c}b"), 96);
+            assert_eq!(shown, format!("a\\u{{{:x}}}b", c as u32));
+        }
+        for c in ['a', 'é', '\u{7f}', '\u{a0}', '\u{200d}', '\u{2065}', '\u{206a}'] {
+            assert!(!is_deceptive(c), "{:x}", c as u32);
+        }
+    }
+
+    #[test]
+    fn json_text_escapes_deceptive_characters_and_keeps_its_value() {
+        let hostile =
+            "log \u{9b}2J \u{202e}gnp.exe\u{2069} \u{61c}\u{200f} \\\u{85} \"q\" \u{1b}[31m";
+        let value = serde_json::json!({ hostile: [hostile, "plain"], "k": { "n": 1 } });
+        for text in [value.to_string(), format!("{value:#}")] {
+            let safe = escape_json_text(text);
+            assert!(!safe.chars().any(|c| is_deceptive(c) || (c.is_control() && c != '\n')));
+            assert!(
+                safe.contains("\\u009b") && safe.contains("\\u202e") && safe.contains("\\u061c")
+            );
+            let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
+            assert_eq!(back, value);
+        }
+        assert_eq!(escape_json_text("{\"a\":\"é\"}".into()), "{\"a\":\"é\"}");
     }
 
     #[test]

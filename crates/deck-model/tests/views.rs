@@ -493,3 +493,85 @@ fn headless_json_has_every_tab_and_the_summary() {
     assert!(doc["tabs"]["NRPC"]["aside"]["table"]["columns"].is_array());
     assert_eq!(doc["operator"], OperatorId(0xdeca).to_hex());
 }
+
+/// C1 controls and bidi characters of every kind JSON leaves raw.
+const DECEPTIVE: &str = "\u{85}\u{9b}31m\u{202e}\u{202a}\u{2066}\u{2069}\u{200e}\u{200f}\u{61c}";
+
+fn assert_no_raw_deceptive(text: &str) {
+    for c in text.chars() {
+        assert!(
+            !deck_model::text::is_deceptive(c) && (!c.is_control() || c == '\n'),
+            "raw U+{:04X} in the JSON output",
+            c as u32
+        );
+    }
+}
+
+#[test]
+fn headless_json_escapes_c1_and_bidi_and_parses_back_to_the_same_values() {
+    use deck_model::{CommitReport, NodeOutcome, NodeResult};
+    let name = format!("evil{DECEPTIVE}worker\u{1b}[2J");
+    let line = format!("gpu-0 {DECEPTIVE} exe.txt\u{202e}");
+    let mut daemons = testkit::demo_daemons(2);
+    daemons.push(testkit::daemon(&name, 77, 1));
+    let mut d = testkit::data(testkit::snapshot(2, daemons), &DeckConfig::default());
+    d.logs.push(testkit::log(0, 0, LogLevel::Error, &line));
+    // What nodes and the RPC layer said, kept raw in the data.
+    d.streams.insert(
+        node_id(1),
+        deck_model::NodeStreams { last_error: Some(line.clone()), ..Default::default() },
+    );
+    d.actions.push_back(CommitReport {
+        verb: "cordon",
+        target: "node:0x01".into(),
+        payload_digest: [0; 32],
+        signers: vec![],
+        sent_at_ms: NOW_MS,
+        outcomes: vec![NodeOutcome {
+            node: node_id(1),
+            result: NodeResult::Rejected {
+                code: name.clone(),
+                reason: line.clone(),
+                audit_seq: None,
+            },
+        }],
+    });
+
+    let doc = headless::data_json(&d);
+    let text = headless::to_json_text(&doc);
+    assert_no_raw_deceptive(&text);
+    for escape in ["\\u0085", "\\u009b", "\\u202e", "\\u2066", "\\u200f", "\\u061c"] {
+        assert!(text.contains(escape), "{escape} in the output");
+    }
+    let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+    assert_eq!(back, doc, "the same values once parsed");
+    let outcome = &back["actions"][0]["outcomes"][0]["result"];
+    assert_eq!(outcome["code"], name.as_str(), "the node's own words, unchanged");
+    assert_eq!(outcome["reason"], line.as_str());
+    assert_eq!(back["streams"][node_id(1).to_hex()]["last_error"], line.as_str());
+    // Tab cells were escaped text already ([`text::clean`]).
+    let logs = back["tabs"]["LOGS"]["rows"].to_string();
+    assert!(logs.contains("\\\\u{202e}"), "{logs}");
+    let daemons = back["tabs"]["DAEMONS"]["rows"].to_string();
+    assert!(daemons.contains("evil\\\\u{85}\\\\u{9b}31m"), "{daemons}");
+}
+
+#[test]
+fn json_lines_export_escapes_c1_and_bidi() {
+    use deck_model::{Cell, Column, Row, RowId, Table};
+    let raw = format!("line {DECEPTIVE} end");
+    let table = Table {
+        columns: vec![Column::left("MESSAGE", 40)],
+        rows: vec![Row { id: RowId::Log(0), cells: vec![Cell::new(raw.clone())] }],
+        total: 1,
+        unfiltered: 1,
+        ..Table::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.jsonl");
+    assert_eq!(export_table(&table, &path, ExportFormat::JsonLines).unwrap(), 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_no_raw_deceptive(&text);
+    let row: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+    assert_eq!(row["MESSAGE"], raw.as_str());
+}

@@ -117,6 +117,23 @@ pub enum Outcome {
     NotSent(String),
 }
 
+impl Outcome {
+    /// The result dialog's lines: the summary, then one line per node. Everything
+    /// a node said (effect, code, reason, delivery error) is escaped and capped
+    /// by [`CommitReport::lines`]; so is a reason for not sending.
+    pub fn lines(&self) -> Vec<Cell> {
+        match self {
+            Outcome::NotSent(e) => vec![not_sent(e)],
+            Outcome::Report(r) => r.lines(),
+        }
+    }
+}
+
+/// `not sent: <why>`, escaped and capped (the reason may quote a node).
+pub fn not_sent(why: &str) -> Cell {
+    Cell::untrusted(&format!("not sent: {why}"), deck_model::text::MAX_MESSAGE).styled(Style::Err)
+}
+
 /// Settings fixed for a session.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
@@ -416,7 +433,7 @@ impl App {
         self.pending = None;
         match &result {
             Ok(report) => self.toast(report.summary_cell()),
-            Err(e) => self.toast(Cell::new(format!("not sent: {e}")).styled(Style::Err)),
+            Err(e) => self.toast(not_sent(e)),
         }
         self.outcome = Some(match result {
             Ok(report) => Outcome::Report(report),

@@ -7,7 +7,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = deck_tui::cli::Cli::parse();
     match deck_tui::run::main(cli) {
-        Ok(deck_tui::run::Output::Json(json)) => print(&format!("{json:#}")),
+        Ok(deck_tui::run::Output::Json(json)) => print(&deck_model::headless::to_json_text(&json)),
         Ok(deck_tui::run::Output::Text(text)) => print(&text),
         Ok(deck_tui::run::Output::Nothing) => std::process::ExitCode::SUCCESS,
         Err(e) => {

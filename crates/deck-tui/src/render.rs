@@ -512,44 +512,10 @@ fn draw_prompt(frame: &mut Frame<'_>, app: &App, color: bool) {
     frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), rect);
 }
 
-/// The result dialog's lines: the summary, then one line per node.
+/// The result dialog's lines: the summary, then one line per node (see
+/// [`Outcome::lines`]: everything a node said comes escaped and capped).
 pub fn result_lines(outcome: &Outcome) -> Vec<Cell> {
-    let report = match outcome {
-        Outcome::NotSent(e) => return vec![Cell::new(format!("not sent: {e}")).styled(Style::Err)],
-        Outcome::Report(r) => r,
-    };
-    let mut lines = vec![
-        Cell::new(format!(
-            "{} {}: accepted by {}/{}",
-            report.verb,
-            report.target,
-            report.accepted(),
-            report.outcomes.len()
-        ))
-        .styled(if report.all_accepted() { Style::Ok } else { Style::Err }),
-    ];
-    for o in &report.outcomes {
-        let node = o.node.short();
-        lines.push(match &o.result {
-            deck_model::NodeResult::Accepted { audit_seq, effect } => {
-                Cell::new(format!("{node}  accepted  audit #{}  {effect}", audit_seq))
-                    .styled(Style::Ok)
-            }
-            deck_model::NodeResult::Rejected { code, reason, .. } => {
-                // Reasons usually start with their code already.
-                let why = if reason.starts_with(code.as_str()) {
-                    reason.clone()
-                } else {
-                    format!("{code}: {reason}")
-                };
-                Cell::new(format!("{node}  rejected  {why}")).styled(Style::Err)
-            }
-            deck_model::NodeResult::NotDelivered { error } => {
-                Cell::new(format!("{node}  not reached  {error}")).styled(Style::Err)
-            }
-        });
-    }
-    lines
+    outcome.lines()
 }
 
 fn draw_result(frame: &mut Frame<'_>, app: &App, color: bool) {

@@ -177,7 +177,9 @@ impl Session {
 pub enum Output {
     /// Nothing (the UI ran).
     Nothing,
-    /// A JSON document (`--once --json`).
+    /// A JSON document (`--once --json`); print it with
+    /// [`deck_model::headless::to_json_text`], which escapes C1 and bidi
+    /// characters.
     Json(serde_json::Value),
     /// Plain text (`deck keygen`).
     Text(String),
@@ -713,12 +715,20 @@ fn run_effect<'a>(
         Effect::OpenPicker => match load_bookmarks() {
             Ok((marks, notice)) => {
                 if let Some(n) = notice {
-                    app.toast(deck_model::Cell::new(n).styled(deck_model::Style::Warn));
+                    app.toast(
+                        deck_model::Cell::untrusted(&n, deck_model::text::MAX_MESSAGE)
+                            .styled(deck_model::Style::Warn),
+                    );
                 }
                 app.open_picker(marks.items);
             }
+            // The error may quote the file.
             Err(e) => app.toast(
-                deck_model::Cell::new(format!("bookmarks: {e:#}")).styled(deck_model::Style::Err),
+                deck_model::Cell::untrusted(
+                    &format!("bookmarks: {e:#}"),
+                    deck_model::text::MAX_MESSAGE,
+                )
+                .styled(deck_model::Style::Err),
             ),
         },
         Effect::Export => {

@@ -53,7 +53,7 @@ fn deck_attach_once_json_sees_every_process_and_itself_as_a_deck() {
 
     // A wrong cluster key is a clear error, not a hang.
     let other = fx.dir.path().join("other.key");
-    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).unwrap();
+    mesh::ClusterKey::from_bytes([0xab; 32]).save(&other).unwrap();
     let out = deck()
         .args(["--attach", &nodes[0].addr.to_string(), "--once", "--json"])
         .args(["--attach-timeout", "2", "--cluster-key"])
@@ -63,6 +63,38 @@ fn deck_attach_once_json_sees_every_process_and_itself_as_a_deck() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no answer from") && err.contains("cluster key"), "{err}");
+}
+
+/// A cluster key file other users can read is refused before anything starts,
+/// with a message naming the file, its mode and the fix.
+#[cfg(unix)]
+#[test]
+fn deck_refuses_a_cluster_key_other_users_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("open-cluster.key");
+    mesh::ClusterKey::from_bytes([0xcd; 32]).save(&key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = deck()
+        .args(["--attach", "127.0.0.1:9", "--once", "--json", "--attach-timeout", "2"])
+        .arg("--cluster-key")
+        .arg(&key)
+        .output()
+        .expect("run deck");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("deck: ")).unwrap_or_else(|| panic!("{err}"));
+    for word in [
+        "cluster key",
+        &key.display().to_string(),
+        "mode 0644",
+        "lets other users read it",
+        "chmod 600",
+    ] {
+        assert!(line.contains(word), "{line:?} should mention {word:?}");
+    }
+    assert!(!line.contains("no answer from"), "refused before attaching: {line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +133,8 @@ async fn attached_commands_are_verified_by_the_target_process() {
     match &report.outcomes[0].result {
         NodeResult::Rejected { code, audit_seq, .. } => {
             assert_eq!(code, "not_authorized");
-            assert!(audit_seq.is_some(), "the refusal is in the target's ledger");
+            // Not recorded: no registered operator signed it.
+            assert!(audit_seq.is_none(), "a stranger's envelope reached the target's ledger");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -118,7 +151,7 @@ async fn attached_commands_are_verified_by_the_target_process() {
         deck.refresh().await;
         let data = deck.data();
         let audited = data.audit.iter().any(|(_, a)| {
-            a.node == target && a.entry.record.outcome.is_accepted() && a.entry.seq == 1
+            a.node == target && a.entry.record.outcome.is_accepted() && a.entry.seq == 0
         });
         let cordoned =
             data.snapshot.peers.iter().any(|p| p.info.node_id == target && p.admin.cordoned);

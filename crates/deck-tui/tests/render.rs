@@ -152,6 +152,54 @@ fn prompt_sending_and_result_dialogs() {
     assert_eq!((app.mode, app.outcome.is_none()), (Mode::Normal, true));
 }
 
+/// Every character on screen, row after row.
+fn text_of(term: &Terminal<TestBackend>) -> String {
+    term.backend().buffer().content().iter().map(|c| c.symbol()).collect()
+}
+
+#[test]
+fn result_dialog_shows_what_nodes_said_escaped() {
+    use deck_model::NodeResult;
+    use deck_model::text::is_deceptive;
+    // A window title, a screen clear, a C1 CSI, a bidi override and an isolate.
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}gnp.exe\u{2066}\r\nok";
+    let shown = "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{9b}31m";
+    let data = data();
+    let mut report = report(&data);
+    report.outcomes[0].result = NodeResult::Accepted { audit_seq: 1, effect: hostile.into() };
+    report.outcomes[1].result = NodeResult::NotDelivered { error: hostile.into() };
+    report.outcomes[2].result =
+        NodeResult::Rejected { code: hostile.into(), reason: hostile.repeat(200), audit_seq: None };
+    let check = |term: &Terminal<TestBackend>, at: &str| {
+        let text = text_of(term);
+        let bad = text.chars().find(|c| c.is_control() || is_deceptive(*c));
+        assert_eq!(bad, None, "{at}: a raw control or bidi character on screen");
+        assert!(text.contains(shown), "{at}: the escaped text is shown:\n{text}");
+    };
+    let mut app = on(Tab::Nodes);
+    app.committed(Ok(report.clone()));
+    assert_eq!(app.mode, Mode::Result);
+    for (w, h) in SIZES {
+        check(&screen(&data, &mut app, w, h), &format!("report {w}x{h}"));
+    }
+    // The pure view says the same, on every line that quotes a node.
+    let lines = render::result_lines(app.outcome.as_ref().unwrap());
+    assert_eq!(lines.len(), 1 + report.outcomes.len());
+    for line in &lines[1..4] {
+        assert!(line.text.contains(shown), "{:?}", line.text);
+        assert!(!line.text.chars().any(|c| c.is_control() || is_deceptive(c)));
+        assert!(line.text.chars().count() < 1200, "capped");
+    }
+
+    app.apply(Action::Dismiss);
+    app.committed(Err(format!("node said {hostile}")));
+    for (w, h) in SIZES {
+        check(&screen(&data, &mut app, w, h), &format!("not sent {w}x{h}"));
+    }
+    let toast = &app.toast.as_ref().expect("a toast").cell.text;
+    assert!(toast.starts_with("not sent: node said ") && toast.contains(shown), "{toast}");
+}
+
 #[test]
 fn help_overlay_scrolls_on_small_screens() {
     let data = data();

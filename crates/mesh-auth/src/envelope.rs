@@ -34,6 +34,10 @@ pub const ENVELOPE_DOMAIN_TAG: &[u8; 23] = b"meshdeck/admin-envelope";
 pub const ENVELOPE_FORMAT_VERSION: u8 = 1;
 /// Largest encoded envelope [`SignedEnvelope::decode`] accepts (64 KiB).
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+/// Longest signed target string accepted (`node:0x...`, `cluster/freeze`, ...).
+pub const MAX_TARGET_BYTES: usize = 256;
+/// Largest command payload accepted.
+pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024;
 /// Default validity of an envelope when the draft does not set one (60 s).
 pub const DEFAULT_TTL_MS: u64 = 60_000;
 
@@ -129,6 +133,26 @@ impl EnvelopeBody {
         out
     }
 
+    /// Refuses a target longer than [`MAX_TARGET_BYTES`] or a payload larger
+    /// than [`MAX_PAYLOAD_BYTES`] (what gets into an audit ledger stays small).
+    pub fn check_sizes(&self) -> Result<(), AuthError> {
+        if self.target.len() > MAX_TARGET_BYTES {
+            return Err(AuthError::TooLarge {
+                what: "envelope target",
+                size: self.target.len(),
+                max: MAX_TARGET_BYTES,
+            });
+        }
+        if self.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(AuthError::TooLarge {
+                what: "envelope payload",
+                size: self.payload.len(),
+                max: MAX_PAYLOAD_BYTES,
+            });
+        }
+        Ok(())
+    }
+
     /// blake3 of the payload (what the audit ledger records).
     pub fn payload_digest(&self) -> [u8; 32] {
         *blake3::hash(&self.payload).as_bytes()
@@ -189,6 +213,7 @@ impl SignedEnvelope {
                 reason: format!("{} trailing bytes", rest.len()),
             });
         }
+        envelope.body.check_sizes()?;
         Ok(envelope)
     }
 }

@@ -220,6 +220,11 @@ impl AuditLedger {
             let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
                 as usize;
             if len > MAX_ENTRY_BYTES {
+                // A length running past the end of the file is a torn final
+                // record (cut below); one inside the file is not ours.
+                if pos + 4 + len > raw.len() {
+                    break;
+                }
                 return Err(bad(format!("entry {} claims {len} bytes", entries.len())));
             }
             let Some(body) = raw.get(pos + 4..pos + 4 + len) else { break };
@@ -243,21 +248,39 @@ impl AuditLedger {
     }
 
     /// Appends a decision and returns the new entry. With a file, the entry is on
-    /// disk (fsync) before this returns; on an I/O error nothing is appended.
+    /// disk (fsync) before this returns; on an I/O error nothing is appended:
+    /// the file is cut back to its previous length, so it always opens.
+    ///
+    /// A record whose encoding is larger than an entry may be (1 MiB) is refused
+    /// with [`AuthError::TooLarge`], in memory as on disk.
     pub fn append(&mut self, record: AuditRecord) -> Result<&AuditEntry, AuthError> {
         let seq = self.entries.len() as u64;
         let prev_hash = self.head_hash();
         let hash = AuditEntry::compute_hash(&prev_hash, seq, &record);
         let entry = AuditEntry { seq, record, prev_hash, hash };
+        let body = postcard::to_stdvec(&entry)
+            .map_err(|e| AuthError::Decode { what: "audit entry", reason: e.to_string() })?;
+        if body.len() > MAX_ENTRY_BYTES {
+            return Err(AuthError::TooLarge {
+                what: "audit entry",
+                size: body.len(),
+                max: MAX_ENTRY_BYTES,
+            });
+        }
         if let Some((path, file)) = &mut self.file {
             let io = |source| AuthError::Io { path: path.clone(), source };
-            let body = postcard::to_stdvec(&entry)
-                .map_err(|e| AuthError::Decode { what: "audit entry", reason: e.to_string() })?;
+            let before = file.seek(SeekFrom::End(0)).map_err(io)?;
             let mut framed = Vec::with_capacity(body.len() + 4);
             framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
             framed.extend_from_slice(&body);
-            file.write_all(&framed).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            let written = file.write_all(&framed).and_then(|()| file.sync_data());
+            if let Err(e) = written {
+                // Whatever part of the record reached the file goes again, so
+                // the next open finds the chain as it was.
+                let _ = file.set_len(before).and_then(|()| file.sync_data());
+                let _ = file.seek(SeekFrom::End(0));
+                return Err(io(e));
+            }
         }
         self.entries.push(entry);
         Ok(&self.entries[self.entries.len() - 1])

@@ -47,7 +47,8 @@ mod verifier;
 
 pub use envelope::{
     CommandClass, DEFAULT_TTL_MS, ENVELOPE_DOMAIN_TAG, ENVELOPE_FORMAT_VERSION, EnvelopeBody,
-    EnvelopeDraft, MAX_ENVELOPE_BYTES, Nonce, SignedEnvelope, SignerEntry,
+    EnvelopeDraft, MAX_ENVELOPE_BYTES, MAX_PAYLOAD_BYTES, MAX_TARGET_BYTES, Nonce, SignedEnvelope,
+    SignerEntry,
 };
 pub use error::AuthError;
 pub use ids::{NodeId, OriginHash};

@@ -348,43 +348,10 @@ impl AdminVerifier {
             return reject(reason, &unknown_signers);
         }
 
-        // Signatures. Signing bytes are built once for all signers.
-        let message = body.signing_bytes();
-        let mut operators: Vec<OperatorId> = Vec::with_capacity(envelope.signatures.len());
-        for entry in &envelope.signatures {
-            let id = entry.public.operator_id();
-            match self.registry.get(id) {
-                None => {
-                    unknown_signers.push(id);
-                    continue;
-                }
-                // A registered id under a different key (a 64-bit collision) is
-                // not that operator.
-                Some(registered) if registered != &entry.public => continue,
-                Some(_) => {}
-            }
-            if operators.contains(&id) {
-                // A repeated signer counts once (and was verified already).
-                continue;
-            }
-            if !entry.public.verify(&message, &entry.signature) {
-                return reject(RejectReason::BadSignature { operator: id }, &unknown_signers);
-            }
-            operators.push(id);
-        }
-        let need = match body.class {
-            CommandClass::Routine => self.config.routine_threshold,
-            CommandClass::Ice => self.config.ice_threshold,
+        let operators = match self.check_signatures(envelope, &mut unknown_signers) {
+            Ok(operators) => operators,
+            Err(reason) => return reject(reason, &unknown_signers),
         };
-        if operators.is_empty() {
-            return reject(RejectReason::NotAuthorized, &unknown_signers);
-        }
-        if operators.len() < need {
-            return reject(
-                RejectReason::InsufficientSignatures { have: operators.len(), need },
-                &unknown_signers,
-            );
-        }
 
         // Replay and cooldown: check and record under one lock so that two
         // concurrent submissions of one envelope cannot both pass.
@@ -417,7 +384,6 @@ impl AdminVerifier {
             }
         }
         self.remember(&mut state, body.nonce, body.issued_at_ms, now_ms);
-        operators.sort_unstable();
         let verified = Verified { operators, unknown_signers, class: body.class };
         let checked = check(&verified);
         if checked.is_ok() && body.class == CommandClass::Ice && cooldown_ms > 0 {
@@ -427,6 +393,95 @@ impl AdminVerifier {
         }
         drop(state);
         Ok((verified, checked))
+    }
+
+    /// The distinct registered operators whose signatures on `envelope` verify,
+    /// checked against the class threshold. Unknown signers are collected in
+    /// `unknown`.
+    fn check_signatures(
+        &self,
+        envelope: &SignedEnvelope,
+        unknown: &mut Vec<OperatorId>,
+    ) -> Result<Vec<OperatorId>, RejectReason> {
+        let body = &envelope.body;
+        let operators = self.valid_signers(envelope, unknown)?;
+        let need = match body.class {
+            CommandClass::Routine => self.config.routine_threshold,
+            CommandClass::Ice => self.config.ice_threshold,
+        };
+        if operators.is_empty() {
+            return Err(RejectReason::NotAuthorized);
+        }
+        if operators.len() < need {
+            return Err(RejectReason::InsufficientSignatures { have: operators.len(), need });
+        }
+        Ok(operators)
+    }
+
+    fn valid_signers(
+        &self,
+        envelope: &SignedEnvelope,
+        unknown: &mut Vec<OperatorId>,
+    ) -> Result<Vec<OperatorId>, RejectReason> {
+        // Signing bytes are built once for all signers.
+        let message = envelope.body.signing_bytes();
+        let mut operators: Vec<OperatorId> = Vec::with_capacity(envelope.signatures.len());
+        for entry in envelope.signatures.iter().take(MAX_SIGNATURES) {
+            let id = entry.public.operator_id();
+            match self.registry.get(id) {
+                None => {
+                    unknown.push(id);
+                    continue;
+                }
+                // A registered id under a different key (a 64-bit collision) is
+                // not that operator.
+                Some(registered) if registered != &entry.public => continue,
+                Some(_) => {}
+            }
+            if operators.contains(&id) {
+                // A repeated signer counts once (and was verified already).
+                continue;
+            }
+            if !entry.public.verify(&message, &entry.signature) {
+                return Err(RejectReason::BadSignature { operator: id });
+            }
+            operators.push(id);
+        }
+        operators.sort_unstable();
+        Ok(operators)
+    }
+
+    /// Whether at least one registered operator validly signed `envelope`
+    /// (whatever else is wrong with it). A node records a refused envelope in
+    /// its audit ledger only when this holds, so nobody without an operator key
+    /// can write to a ledger. Reads no clock and remembers nothing.
+    pub fn has_operator_signature(&self, envelope: &SignedEnvelope) -> bool {
+        if envelope.signatures.len() > MAX_SIGNATURES {
+            return false;
+        }
+        let message = envelope.body.signing_bytes();
+        envelope.signatures.iter().any(|entry| {
+            self.registry.get(entry.public.operator_id()) == Some(&entry.public)
+                && entry.public.verify(&message, &entry.signature)
+        })
+    }
+
+    /// Checks only the authority behind an envelope: its shape, and that enough
+    /// distinct registered operators signed it for its class. No freshness, no
+    /// replay cache, nothing remembered: this is for evidence of a decision
+    /// already taken (a freeze another node applied, carried in its summary),
+    /// not for taking one.
+    pub fn check_authority(&self, envelope: &SignedEnvelope) -> Result<Verified, Rejection> {
+        let mut unknown_signers = Vec::new();
+        let result = self
+            .check_shape(envelope)
+            .and_then(|()| self.check_signatures(envelope, &mut unknown_signers));
+        match result {
+            Ok(operators) => {
+                Ok(Verified { operators, unknown_signers, class: envelope.body.class })
+            }
+            Err(reason) => Err(Rejection { reason, unknown_signers }),
+        }
     }
 
     fn check_shape(&self, envelope: &SignedEnvelope) -> Result<(), RejectReason> {
@@ -440,6 +495,9 @@ impl AdminVerifier {
         }
         if body.expires_at_ms <= body.issued_at_ms {
             return malformed("expires_at is not after issued_at".into());
+        }
+        if let Err(e) = body.check_sizes() {
+            return malformed(e.to_string());
         }
         if envelope.signatures.len() > MAX_SIGNATURES {
             return malformed(format!(

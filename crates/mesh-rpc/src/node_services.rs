@@ -22,7 +22,7 @@ use mesh::{AdminOutcome, FailureRecord, LogEntry, NodeId};
 use mesh_auth::{AuditEntry, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 
-use crate::{CallOptions, Rpc, RpcError, ServeHandle, ServeOptions};
+use crate::{CallOptions, Rpc, RpcError, RpcStatus, ServeHandle, ServeOptions, StatusCode};
 
 /// Service name of remote admin commits.
 pub const ADMIN_COMMIT: &str = "admin.commit";
@@ -88,13 +88,20 @@ pub fn serve_node_services(rpc: &Rpc) -> Result<NodeServices, RpcError> {
     let mesh = rpc.mesh().clone();
     let mut handles = Vec::new();
     let m = mesh.clone();
-    // Verification and an fsync'd ledger append can take a while: own task.
+    // The envelope arrives as bytes and is decoded with its bounded decoder
+    // (size, target and payload caps). Verification and the fsync'd ledger
+    // append run on the blocking pool, never on an async worker.
     handles.push(rpc.serve_with(
         ADMIN_COMMIT,
         ServeOptions::spawned(),
-        move |env: SignedEnvelope, _ctx| {
+        move |env: EnvelopeBytes, ctx| {
             let m = m.clone();
-            async move { Ok(m.apply_admin(&env)) }
+            async move {
+                let caller = ctx.caller();
+                tokio::task::spawn_blocking(move || m.apply_admin_bytes(caller, &env.0))
+                    .await
+                    .map_err(|e| RpcStatus::internal(format!("admin commit failed: {e}")))
+            }
         },
     )?);
     let m = mesh.clone();
@@ -129,9 +136,46 @@ pub async fn commit(
     options: CallOptions,
 ) -> Result<AdminOutcome, RpcError> {
     if node == rpc.node_id() {
-        return Ok(rpc.mesh().apply_admin(envelope));
+        let (mesh, envelope) = (rpc.mesh().clone(), envelope.clone());
+        return tokio::task::spawn_blocking(move || mesh.apply_admin(&envelope))
+            .await
+            .map_err(|e| RpcError::Remote { code: StatusCode::Internal, message: e.to_string() });
     }
-    rpc.call(node, ADMIN_COMMIT, envelope, options).await
+    rpc.call(node, ADMIN_COMMIT, &EnvelopeBytes(envelope.encode()), options).await
+}
+
+/// An envelope on the wire: its [`SignedEnvelope::encode`] bytes, as one byte
+/// string, so the server decodes it with the envelope's own bounded decoder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeBytes(pub Vec<u8>);
+
+impl serde::Serialize for EnvelopeBytes {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EnvelopeBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EnvelopeBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("envelope bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<EnvelopeBytes, E> {
+                if v.len() > mesh_auth::MAX_ENVELOPE_BYTES {
+                    return Err(E::custom(format!(
+                        "envelope of {} bytes is above the {} byte limit",
+                        v.len(),
+                        mesh_auth::MAX_ENVELOPE_BYTES
+                    )));
+                }
+                Ok(EnvelopeBytes(v.to_vec()))
+            }
+        }
+        input.deserialize_bytes(Visitor)
+    }
 }
 
 /// A page of `node`'s audit ledger.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mesh::fold::{DaemonSummary, Fold, NodeSummary, Resources};
+use mesh::fold::{DaemonSummary, Fold, NodeSummary, Resources, VerifiedSummary};
 use mesh::snapshot::{RingStats, SnapshotInput, ThisNode, build};
 use mesh::testing::Cluster;
 use mesh::{
@@ -127,8 +127,9 @@ async fn fold_visibility() -> Vec<f64> {
 fn rebuild_1000() -> f64 {
     let mut fold = Fold::new();
     for n in 0..10u64 {
-        fold.apply(NodeSummary {
-            node: NodeId(n),
+        let key = EntityKeypair::from_seed(&[n as u8 + 1; 32]);
+        let summary = NodeSummary {
+            node: key.node_id(),
             incarnation: 1,
             version: 1,
             produced_at_ms: 0,
@@ -150,7 +151,8 @@ fn rebuild_1000() -> f64 {
                     migratable: false,
                 })
                 .collect(),
-        });
+        };
+        fold.apply(VerifiedSummary::sign(summary, &key).expect("own key"));
     }
     let this = ThisNode {
         node_id: NodeId(0),

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use mesh_auth::{CommandClass, NodeId, OriginHash};
+use mesh_auth::{AdminVerifier, CommandClass, NodeId, OriginHash, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::MeshSnapshot;
@@ -297,16 +297,86 @@ pub struct AdminState {
     pub maintenance_until_ms: Option<u64>,
     /// The cluster is frozen until this instant (as this node knows it).
     pub frozen_until_ms: Option<u64>,
-    /// When this node applied the freeze or thaw now in force (ms since the Unix
-    /// epoch; 0 if it never did). Across the cluster the latest one wins, so a
-    /// node that missed a freeze (or a thaw) still follows it.
+    /// When the operators issued the freeze or thaw now in force (ms since the
+    /// Unix epoch; 0 if none): the envelope's `issued_at`, the same on every node.
     pub freeze_set_at_ms: u64,
     /// Nodes this node will not move daemons to.
     pub avoid: Vec<NodeId>,
+    /// The signed operator envelope behind `frozen_until_ms` (the freeze or thaw
+    /// this node applied or adopted), so that every other node can check it: a
+    /// node's word alone never freezes or thaws anyone else.
+    pub freeze_proof: Option<FreezeProof>,
+}
+
+/// The operators' signed freeze or thaw, carried in the summaries of the nodes
+/// that follow it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeProof {
+    /// The encoded [`SignedEnvelope`].
+    #[serde(with = "crate::wire::bytes_field")]
+    pub envelope: Vec<u8>,
+}
+
+/// What a checked [`FreezeProof`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreezeDecision {
+    /// When the operators issued it (ms since the Unix epoch).
+    pub set_at_ms: u64,
+    /// Frozen until then; `None` for a thaw.
+    pub until_ms: Option<u64>,
+}
+
+impl FreezeProof {
+    /// Wraps the envelope of a freeze or thaw.
+    pub fn new(envelope: &SignedEnvelope) -> Self {
+        Self { envelope: envelope.encode() }
+    }
+
+    /// Checks the proof with this node's own verifier: a freeze or thaw command,
+    /// signed by enough registered operators for an ICE command, its signed
+    /// target matching. Freshness and replay do not apply (the decision was
+    /// taken, possibly long ago, on another node); nothing is remembered.
+    pub fn check(&self, verifier: &AdminVerifier) -> Result<FreezeDecision, String> {
+        let envelope = SignedEnvelope::decode(&self.envelope).map_err(|e| e.to_string())?;
+        verifier.check_authority(&envelope).map_err(|e| e.to_string())?;
+        let command = AdminCommand::from_payload(&envelope.body.payload)?;
+        if command.class() != envelope.body.class || command.target() != envelope.body.target {
+            return Err("the signed class or target does not match the command".into());
+        }
+        FreezeDecision::of(&command, envelope.body.issued_at_ms)
+            .ok_or_else(|| format!("{} is not a freeze or thaw", command.verb()))
+    }
+}
+
+impl FreezeDecision {
+    /// The decision `command` (a freeze or thaw) issued at `issued_at_ms` takes.
+    pub fn of(command: &AdminCommand, issued_at_ms: u64) -> Option<Self> {
+        match command {
+            AdminCommand::Freeze { ttl_ms } => Some(Self {
+                set_at_ms: issued_at_ms,
+                until_ms: Some(issued_at_ms.saturating_add(*ttl_ms)),
+            }),
+            AdminCommand::Thaw => Some(Self { set_at_ms: issued_at_ms, until_ms: None }),
+            _ => None,
+        }
+    }
+}
+
+/// An admin state as persisted before freeze proofs existed (file format v1).
+#[derive(Deserialize)]
+struct AdminStateV1 {
+    cordoned: bool,
+    draining_until_ms: Option<u64>,
+    maintenance_until_ms: Option<u64>,
+    frozen_until_ms: Option<u64>,
+    freeze_set_at_ms: u64,
+    avoid: Vec<NodeId>,
 }
 
 /// First bytes of a persisted admin state file (then a postcard [`AdminState`]).
-const ADMIN_STATE_MAGIC: &[u8] = b"mesh admin state v1\n";
+const ADMIN_STATE_MAGIC: &[u8] = b"mesh admin state v2\n";
+/// The header of files written before freeze proofs (read, never written).
+const ADMIN_STATE_MAGIC_V1: &[u8] = b"mesh admin state v1\n";
 
 impl AdminState {
     /// Reads a persisted state; a missing file is the default state.
@@ -316,11 +386,25 @@ impl AdminState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminState::default()),
             Err(e) => return Err(format!("cannot read: {e}")),
         };
+        let corrupt = |e: postcard::Error| {
+            format!("corrupt ({e}); move it aside to start with no cordon or freeze")
+        };
+        if let Some(body) = bytes.strip_prefix(ADMIN_STATE_MAGIC_V1) {
+            let old: AdminStateV1 = postcard::from_bytes(body).map_err(corrupt)?;
+            return Ok(AdminState {
+                cordoned: old.cordoned,
+                draining_until_ms: old.draining_until_ms,
+                maintenance_until_ms: old.maintenance_until_ms,
+                frozen_until_ms: old.frozen_until_ms,
+                freeze_set_at_ms: old.freeze_set_at_ms,
+                avoid: old.avoid,
+                freeze_proof: None,
+            });
+        }
         let body = bytes
             .strip_prefix(ADMIN_STATE_MAGIC)
             .ok_or("not an admin state file (wrong header); move it aside to start fresh")?;
-        postcard::from_bytes(body)
-            .map_err(|e| format!("corrupt ({e}); move it aside to start with no cordon or freeze"))
+        postcard::from_bytes(body).map_err(corrupt)
     }
 
     /// Writes the state atomically: a temporary file, synced, renamed over
@@ -343,17 +427,30 @@ impl AdminState {
     }
 }
 
-/// The freeze in force across `states` at `now_ms`: the latest freeze or thaw
-/// any of them applied decides. Returns when it ends, if it is a freeze.
+/// The freeze a deck should show for a cluster whose nodes report `states`
+/// (one per cluster node, operator nodes left out) at `now_ms`: frozen when
+/// more than half of the nodes say they are, until the median of their ends.
+///
+/// Every honest node follows only freezes whose operator signatures it checked
+/// itself ([`FreezeProof::check`]), so a minority of compromised nodes cannot
+/// make a cluster look frozen, nor thawed.
 pub fn cluster_frozen_until<'a>(
     states: impl IntoIterator<Item = &'a AdminState>,
     now_ms: u64,
 ) -> Option<u64> {
-    states
-        .into_iter()
-        .max_by_key(|s| s.freeze_set_at_ms)
-        .and_then(|s| s.frozen_until_ms)
-        .filter(|until| *until > now_ms)
+    let mut total = 0usize;
+    let mut ends: Vec<u64> = Vec::new();
+    for state in states {
+        total += 1;
+        if let Some(until) = state.frozen_until_ms.filter(|until| *until > now_ms) {
+            ends.push(until);
+        }
+    }
+    if ends.len() * 2 <= total {
+        return None;
+    }
+    ends.sort_unstable();
+    Some(ends[(ends.len() - 1) / 2])
 }
 
 impl AdminState {

@@ -47,16 +47,43 @@ impl ClusterKey {
     }
 
     /// Reads a key file: 64 hex digits on the first non-comment line.
+    ///
+    /// The file is opened once and read with a size cap; on Unix a file that
+    /// other users can read or write (any of mode 0o077) is refused, as
+    /// `mesh_auth` refuses identity key files: a cluster key admits whoever
+    /// holds it.
     pub fn load(path: &Path) -> Result<Self, MeshError> {
+        use std::io::Read;
+        const MAX_KEY_FILE: u64 = 4096;
         let bad = |reason: &str| MeshError::ClusterKey {
             path: path.display().to_string(),
             reason: reason.to_owned(),
         };
-        let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
-        if meta.len() > 4096 {
+        let file = std::fs::File::open(path).map_err(|e| bad(&e.to_string()))?;
+        let meta = file.metadata().map_err(|e| bad(&e.to_string()))?;
+        if !meta.is_file() {
+            return Err(bad("not a regular file"));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(bad(&format!(
+                    "mode {mode:04o} lets other users read it; run `chmod 600 {}`",
+                    path.display()
+                )));
+            }
+        }
+        if meta.len() > MAX_KEY_FILE {
             return Err(bad("file too large to be a cluster key"));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+        let mut raw = zeroize::Zeroizing::new(Vec::new());
+        file.take(MAX_KEY_FILE + 1).read_to_end(&mut raw).map_err(|e| bad(&e.to_string()))?;
+        if raw.len() as u64 > MAX_KEY_FILE {
+            return Err(bad("file too large to be a cluster key"));
+        }
+        let text = std::str::from_utf8(&raw).map_err(|_| bad("not UTF-8 text"))?;
         let line = text
             .lines()
             .map(str::trim)
@@ -64,6 +91,28 @@ impl ClusterKey {
             .ok_or_else(|| bad("empty file"))?;
         let bytes = decode_hex32(line).ok_or_else(|| bad("expected 64 hex digits"))?;
         Ok(Self(bytes))
+    }
+
+    /// Writes the key to a new file at `path` (mode 0600 on Unix, synced),
+    /// refusing to overwrite an existing file. The format is what
+    /// [`ClusterKey::load`] reads: one comment line and 64 hex digits.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        let text = zeroize::Zeroizing::new(format!(
+            "# mesh cluster key (fingerprint {}); keep it secret: it admits nodes to the cluster\n{hex}\n",
+            self.fingerprint()
+        ));
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
     }
 }
 

@@ -11,17 +11,24 @@
 //! the stamps it holds; the peer answers with whatever is newer. A lost datagram is
 //! healed by the next digest round.
 //!
+//! Every summary travels as a [`SignedSummary`]: the postcard bytes of the
+//! [`NodeSummary`] signed by its owner's ed25519 identity key, the key its
+//! `NodeId` is derived from. Anyone may relay it, nobody can change it: a receiver
+//! verifies the signature (also on a relayed copy) before the summary can reach
+//! the fold, because [`Fold::apply`] takes only a [`VerifiedSummary`], and the
+//! only ways to get one are [`SignedSummary::verify`] and [`VerifiedSummary::sign`].
+//!
 //! Summaries come from the network, so [`FoldMessage::decode`] refuses (and the
 //! node counts as malformed) any message that is too large, does not parse, or
 //! holds a summary failing [`NodeSummary::validate`]; nothing of such a message
-//! reaches the fold. When a dead node's summary is forgotten ([`Fold::remove`]),
+//! reaches the fold. The fold holds at most [`MAX_FOLD_NODES`] nodes. When a dead node's summary is forgotten ([`Fold::remove`]),
 //! its stamp is remembered so that copies peers still hold are not merged back.
 
 use std::collections::VecDeque;
 
 use std::collections::BTreeMap;
 
-use mesh_auth::{NodeId, OriginHash};
+use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::AdminState;
@@ -41,6 +48,17 @@ pub const MAX_HEALTH_REASON: usize = crate::logs::MAX_LOG_LINE + 128;
 pub const MAX_SOFTWARE_VERSION: usize = 64;
 /// Forgotten nodes whose stamps are remembered (the oldest is dropped first).
 pub const MAX_FORGOTTEN: usize = 4096;
+/// Most nodes the fold holds; a summary of one more node is refused.
+pub const MAX_FOLD_NODES: usize = 4096;
+/// Largest encoded summary body accepted (a summary at [`MAX_DAEMONS_PER_NODE`]
+/// daemons with long names stays well below it).
+pub const MAX_SUMMARY_BYTES: usize = 1024 * 1024;
+/// How far in the future (by the receiver's clock) an incarnation may be: the
+/// incarnation is the owner's start time in ms since the Unix epoch, so one
+/// further ahead than clock skew explains is a stamp nobody could outbid.
+pub const MAX_INCARNATION_SKEW_MS: u64 = 60_000;
+/// Domain separation for summary signatures.
+const SUMMARY_DOMAIN: &[u8] = b"meshdeck node summary v1\0";
 
 /// Host resources as the owning node measured them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,28 +226,183 @@ impl NodeSummary {
     }
 }
 
+/// Why a summary from the network was refused. Each is counted by the node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SummaryRefusal {
+    /// The body does not decode or fails [`NodeSummary::validate`].
+    #[error("malformed summary: {0}")]
+    Malformed(String),
+    /// The summary's node is not the id of the key that signed it.
+    #[error("summary for {claimed} signed by the key of {signer}")]
+    WrongOwner {
+        /// The node the summary claims to describe.
+        claimed: NodeId,
+        /// The node whose key signed it.
+        signer: NodeId,
+    },
+    /// The signature does not verify.
+    #[error("summary signature does not verify")]
+    BadSignature,
+    /// The incarnation lies further in the future than clock skew explains.
+    #[error("incarnation {incarnation} is more than the skew bound ahead of {now_ms}")]
+    ImplausibleStamp {
+        /// The claimed incarnation (ms since the Unix epoch).
+        incarnation: u64,
+        /// The receiver's clock.
+        now_ms: u64,
+    },
+}
+
+/// A [`NodeSummary`] as it travels: its postcard bytes, signed by its owner.
+///
+/// The signature covers a domain tag and the exact body bytes, so relays pass
+/// the owner's bytes on untouched and every receiver checks the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedSummary {
+    /// The owner's identity key (its `NodeId` must be the summary's node).
+    pub owner: PublicKey,
+    /// Postcard bytes of the [`NodeSummary`].
+    #[serde(with = "crate::wire::bytes_field")]
+    pub body: Vec<u8>,
+    /// The owner's signature over the domain tag and `body`.
+    pub signature: Signature,
+}
+
+fn summary_signing_bytes(body: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(SUMMARY_DOMAIN.len() + body.len());
+    msg.extend_from_slice(SUMMARY_DOMAIN);
+    msg.extend_from_slice(body);
+    msg
+}
+
+impl SignedSummary {
+    /// Decodes and checks the body's structure (no signature check yet: see
+    /// [`SignedSummary::verify`]). Cheap enough to run on every copy received,
+    /// so a node can skip verifying copies older than what it holds.
+    pub fn open(&self) -> Result<NodeSummary, SummaryRefusal> {
+        if self.body.len() > MAX_SUMMARY_BYTES {
+            return Err(SummaryRefusal::Malformed(format!(
+                "{} bytes is above the limit",
+                self.body.len()
+            )));
+        }
+        let summary: NodeSummary = postcard::from_bytes(&self.body)
+            .map_err(|e| SummaryRefusal::Malformed(e.to_string()))?;
+        summary.validate().map_err(|e| SummaryRefusal::Malformed(e.to_owned()))?;
+        let signer = self.owner.node_id();
+        if signer != summary.node {
+            return Err(SummaryRefusal::WrongOwner { claimed: summary.node, signer });
+        }
+        Ok(summary)
+    }
+
+    /// Full check: [`SignedSummary::open`], the stamp's plausibility against the
+    /// receiver's clock `now_ms`, and the owner's signature (strict ed25519).
+    pub fn verify(self, now_ms: u64) -> Result<VerifiedSummary, SummaryRefusal> {
+        let summary = self.open()?;
+        self.verify_opened(summary, now_ms)
+    }
+
+    /// [`SignedSummary::verify`] for a body already opened with
+    /// [`SignedSummary::open`] (it must be this summary's own body).
+    pub fn verify_opened(
+        self,
+        summary: NodeSummary,
+        now_ms: u64,
+    ) -> Result<VerifiedSummary, SummaryRefusal> {
+        if summary.incarnation > now_ms.saturating_add(MAX_INCARNATION_SKEW_MS) {
+            return Err(SummaryRefusal::ImplausibleStamp {
+                incarnation: summary.incarnation,
+                now_ms,
+            });
+        }
+        if !self.owner.verify(&summary_signing_bytes(&self.body), &self.signature) {
+            return Err(SummaryRefusal::BadSignature);
+        }
+        Ok(VerifiedSummary { summary, signed: self })
+    }
+}
+
+/// A summary whose owner's signature has been checked (or that this node
+/// signed itself). The only thing [`Fold::apply`] accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedSummary {
+    summary: NodeSummary,
+    signed: SignedSummary,
+}
+
+impl VerifiedSummary {
+    /// Signs `summary` with its owner's key.
+    ///
+    /// Fails if `identity` is not the key of `summary.node`: a node can only
+    /// speak for itself.
+    pub fn sign(summary: NodeSummary, identity: &EntityKeypair) -> Result<Self, SummaryRefusal> {
+        let signer = identity.node_id();
+        if signer != summary.node {
+            return Err(SummaryRefusal::WrongOwner { claimed: summary.node, signer });
+        }
+        let body =
+            postcard::to_stdvec(&summary).map_err(|e| SummaryRefusal::Malformed(e.to_string()))?;
+        let signature = identity.sign(&summary_signing_bytes(&body));
+        Ok(Self { summary, signed: SignedSummary { owner: identity.public(), body, signature } })
+    }
+
+    /// The summary.
+    pub fn summary(&self) -> &NodeSummary {
+        &self.summary
+    }
+
+    /// The wire form, to send or relay.
+    pub fn signed(&self) -> &SignedSummary {
+        &self.signed
+    }
+
+    /// The ordering stamp.
+    pub fn stamp(&self) -> (u64, u64) {
+        self.summary.stamp()
+    }
+}
+
 /// What fold peers say to each other (postcard on the wire).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FoldMessage {
-    /// Full summaries (the owner's own on change, or answers to a digest).
-    Summaries(Vec<NodeSummary>),
+    /// Signed summaries (the owner's own on change, or answers to a digest).
+    Summaries(Vec<SignedSummary>),
     /// The stamps the sender holds, asking for anything newer.
     Digest(Vec<(NodeId, u64, u64)>),
 }
 
 impl FoldMessage {
-    /// Decodes and validates a message from a peer. Never panics.
+    /// Decodes a message from a peer and checks every summary's structure and
+    /// owner ([`SignedSummary::open`]); signatures are checked by the receiver
+    /// for the summaries it would apply. Never panics.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        Self::decode_opened(bytes).map(|(message, _)| message)
+    }
+
+    /// [`FoldMessage::decode`], also returning the opened summaries (in order)
+    /// of a `Summaries` message, so they are not decoded twice.
+    pub fn decode_opened(bytes: &[u8]) -> Result<(Self, Vec<NodeSummary>), String> {
         if bytes.len() > MAX_FOLD_MESSAGE {
             return Err(format!("{} bytes is above the limit", bytes.len()));
         }
         let message: FoldMessage = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let mut opened = Vec::new();
         if let FoldMessage::Summaries(list) = &message {
-            for summary in list {
-                summary.validate()?;
+            if list.len() > MAX_FOLD_NODES {
+                return Err(format!("{} summaries in one message", list.len()));
+            }
+            for signed in list {
+                opened.push(signed.open().map_err(|e| e.to_string())?);
             }
         }
-        Ok(message)
+        if let FoldMessage::Digest(list) = &message
+            && list.len() > MAX_FOLD_NODES
+        {
+            return Err(format!("{} digest entries", list.len()));
+        }
+        Ok((message, opened))
     }
 
     /// The wire form.
@@ -241,7 +414,7 @@ impl FoldMessage {
 /// The merged view: the newest summary of every node heard of.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fold {
-    summaries: BTreeMap<NodeId, NodeSummary>,
+    summaries: BTreeMap<NodeId, VerifiedSummary>,
     /// Stamps of forgotten summaries: no summary at or below them is applied.
     forgotten: BTreeMap<NodeId, (u64, u64)>,
     /// `forgotten`'s keys, oldest first (bounds it at [`MAX_FORGOTTEN`]).
@@ -257,32 +430,47 @@ impl Fold {
     /// Merges one summary; returns true if it changed the fold.
     ///
     /// A summary no newer than what was forgotten of its node ([`Fold::remove`])
-    /// is ignored; a newer one (the node came back) is applied.
-    pub fn apply(&mut self, summary: NodeSummary) -> bool {
-        if let Some(gone) = self.forgotten.get(&summary.node) {
-            if summary.stamp() <= *gone {
-                return false;
-            }
-            self.forgotten.remove(&summary.node);
-            self.forgotten_order.retain(|n| *n != summary.node);
+    /// is ignored; a newer one (the node came back) is applied. A summary of a
+    /// node the fold does not hold yet is refused when it already holds
+    /// [`MAX_FOLD_NODES`] nodes.
+    pub fn apply(&mut self, summary: VerifiedSummary) -> bool {
+        let node = summary.summary.node;
+        if !self.would_apply(node, summary.stamp()) {
+            return false;
         }
-        match self.summaries.get(&summary.node) {
-            Some(current) if current.stamp() >= summary.stamp() => false,
-            _ => {
-                self.summaries.insert(summary.node, summary);
-                true
-            }
+        if self.forgotten.remove(&node).is_some() {
+            self.forgotten_order.retain(|n| *n != node);
         }
+        self.summaries.insert(node, summary);
+        true
+    }
+
+    /// Whether a summary of `node` stamped `stamp` would change the fold: newer
+    /// than what it holds and than what it forgot, and within the node cap. A
+    /// receiver checks this before paying for a signature check.
+    pub fn would_apply(&self, node: NodeId, stamp: (u64, u64)) -> bool {
+        if self.forgotten.get(&node).is_some_and(|gone| stamp <= *gone) {
+            return false;
+        }
+        match self.summaries.get(&node) {
+            Some(current) => current.stamp() < stamp,
+            None => self.summaries.len() < MAX_FOLD_NODES,
+        }
+    }
+
+    /// Whether the fold is full: a summary of a node it does not hold is refused.
+    pub fn is_full(&self) -> bool {
+        self.summaries.len() >= MAX_FOLD_NODES
     }
 
     /// The summary of `node`.
     pub fn get(&self, node: NodeId) -> Option<&NodeSummary> {
-        self.summaries.get(&node)
+        self.summaries.get(&node).map(|v| &v.summary)
     }
 
     /// Every summary, by node id.
     pub fn iter(&self) -> impl Iterator<Item = &NodeSummary> {
-        self.summaries.values()
+        self.summaries.values().map(|v| &v.summary)
     }
 
     /// Number of nodes with a summary.
@@ -297,17 +485,18 @@ impl Fold {
 
     /// The stamps held, for a digest.
     pub fn digest(&self) -> Vec<(NodeId, u64, u64)> {
-        self.summaries.values().map(|s| (s.node, s.incarnation, s.version)).collect()
+        self.iter().map(|s| (s.node, s.incarnation, s.version)).collect()
     }
 
-    /// Summaries newer than what `digest` lists (or missing from it).
-    pub fn newer_than(&self, digest: &[(NodeId, u64, u64)]) -> Vec<NodeSummary> {
+    /// Summaries newer than what `digest` lists (or missing from it), signed
+    /// as their owners signed them.
+    pub fn newer_than(&self, digest: &[(NodeId, u64, u64)]) -> Vec<SignedSummary> {
         let theirs: BTreeMap<NodeId, (u64, u64)> =
             digest.iter().map(|(n, i, v)| (*n, (*i, *v))).collect();
         self.summaries
             .values()
-            .filter(|s| theirs.get(&s.node).is_none_or(|stamp| s.stamp() > *stamp))
-            .cloned()
+            .filter(|s| theirs.get(&s.summary.node).is_none_or(|stamp| s.stamp() > *stamp))
+            .map(|s| s.signed.clone())
             .collect()
     }
 
@@ -317,7 +506,7 @@ impl Fold {
     /// so the same summary offered back by a peer that has not forgotten it yet
     /// does not bring the dead node's daemons back; a newer summary does.
     pub fn remove(&mut self, node: NodeId) -> Option<NodeSummary> {
-        let removed = self.summaries.remove(&node)?;
+        let removed = self.summaries.remove(&node)?.summary;
         if self.forgotten.insert(node, removed.stamp()).is_none() {
             self.forgotten_order.push_back(node);
         }
@@ -344,9 +533,20 @@ mod tests {
         DaemonSummary::running(OriginHash(id), format!("d{id}"), health)
     }
 
+    fn key(node: u64) -> EntityKeypair {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&node.to_le_bytes());
+        EntityKeypair::from_seed(&seed)
+    }
+
+    fn id(node: u64) -> NodeId {
+        key(node).node_id()
+    }
+
+    /// A summary of test node `node` (its id is derived from its test key).
     fn summary(node: u64, version: u64, daemons: Vec<DaemonSummary>) -> NodeSummary {
         NodeSummary {
-            node: NodeId(node),
+            node: id(node),
             incarnation: 1,
             version,
             produced_at_ms: 0,
@@ -426,17 +626,90 @@ mod tests {
         }
     }
 
+    /// Signs a summary of test node `node`.
+    fn signed(node: u64, version: u64, daemons: Vec<DaemonSummary>) -> VerifiedSummary {
+        sign(summary(node, version, daemons))
+    }
+
+    fn sign(s: NodeSummary) -> VerifiedSummary {
+        let k = (0..16).map(key).find(|k| k.node_id() == s.node).expect("a test node");
+        VerifiedSummary::sign(s, &k).unwrap()
+    }
+
+    /// Signs without the owner check (what a forger could put on the wire).
+    fn forge(s: &NodeSummary, with: &EntityKeypair) -> SignedSummary {
+        let body = postcard::to_stdvec(s).unwrap();
+        let signature = with.sign(&summary_signing_bytes(&body));
+        SignedSummary { owner: with.public(), body, signature }
+    }
+
+    #[test]
+    fn only_the_owner_can_sign_and_receivers_check() {
+        let s = summary(1, 1, vec![daemon(1, DaemonHealth::Healthy)]);
+        // Signing for another node is refused at the source.
+        assert!(matches!(
+            VerifiedSummary::sign(s.clone(), &key(2)),
+            Err(SummaryRefusal::WrongOwner { .. })
+        ));
+        let good = VerifiedSummary::sign(s.clone(), &key(1)).unwrap();
+        let now = 1_000_000;
+        assert_eq!(good.signed().clone().verify(now).unwrap(), good);
+        // Another key claiming node 1: wrong owner.
+        assert!(matches!(forge(&s, &key(2)).verify(now), Err(SummaryRefusal::WrongOwner { .. })));
+        // Node 1's public key with someone else's signature.
+        let mut stolen = forge(&s, &key(2));
+        stolen.owner = key(1).public();
+        assert_eq!(stolen.verify(now), Err(SummaryRefusal::BadSignature));
+        // A changed body under the owner's signature.
+        let mut changed = good.signed().clone();
+        let mut inflated = s.clone();
+        inflated.version = u64::MAX;
+        changed.body = postcard::to_stdvec(&inflated).unwrap();
+        assert_eq!(changed.verify(now), Err(SummaryRefusal::BadSignature));
+        // An incarnation far ahead of the receiver's clock.
+        let mut ahead = s.clone();
+        ahead.incarnation = now + MAX_INCARNATION_SKEW_MS + 1;
+        let ahead = VerifiedSummary::sign(ahead, &key(1)).unwrap();
+        assert!(matches!(
+            ahead.signed().clone().verify(now),
+            Err(SummaryRefusal::ImplausibleStamp { .. })
+        ));
+    }
+
+    #[test]
+    fn the_fold_is_capped() {
+        let mut fold = Fold::new();
+        let keys: Vec<EntityKeypair> = (0..MAX_FOLD_NODES as u64 + 1).map(key).collect();
+        for k in &keys[..MAX_FOLD_NODES] {
+            let mut s = summary(0, 1, Vec::new());
+            s.node = k.node_id();
+            assert!(fold.apply(VerifiedSummary::sign(s, k).unwrap()));
+        }
+        assert!(fold.is_full());
+        let last = &keys[MAX_FOLD_NODES];
+        let mut s = summary(0, 1, Vec::new());
+        s.node = last.node_id();
+        assert!(!fold.apply(VerifiedSummary::sign(s, last).unwrap()));
+        assert_eq!(fold.len(), MAX_FOLD_NODES);
+        // Nodes already held still take news.
+        let mut s = summary(0, 2, Vec::new());
+        s.node = keys[0].node_id();
+        assert!(fold.apply(VerifiedSummary::sign(s, &keys[0]).unwrap()));
+    }
+
     #[test]
     fn bad_fold_messages_are_refused_whole_and_leave_the_fold_alone() {
         let mut fold = Fold::new();
-        let good = summary(1, 1, vec![daemon(1, DaemonHealth::Healthy)]);
+        let good = signed(1, 1, vec![daemon(1, DaemonHealth::Healthy)]);
         assert!(fold.apply(good.clone()));
         let before = fold.clone();
 
         // A valid newer summary next to a bad one: the message is refused whole.
-        let newer_good = summary(1, 2, Vec::new());
-        let bad =
-            summary(2, 9, vec![daemon(7, DaemonHealth::Unhealthy { reason: "\x1b[2J".into() })]);
+        let newer_good = signed(1, 2, Vec::new()).signed().clone();
+        let bad = forge(
+            &summary(2, 9, vec![daemon(7, DaemonHealth::Unhealthy { reason: "\x1b[2J".into() })]),
+            &key(2),
+        );
         let mut malformed = vec![FoldMessage::Summaries(vec![newer_good, bad]).encode()];
         // Invalid saturation, name, too many daemons.
         let mut sat = summary(1, 3, vec![daemon(1, DaemonHealth::Healthy)]);
@@ -449,10 +722,10 @@ mod tests {
             (0..=MAX_DAEMONS_PER_NODE as u64).map(|i| daemon(i, DaemonHealth::Healthy)).collect(),
         );
         for s in [sat, name, many] {
-            malformed.push(FoldMessage::Summaries(vec![s]).encode());
+            malformed.push(FoldMessage::Summaries(vec![forge(&s, &key(1))]).encode());
         }
         // Truncated, garbage, and oversized bytes.
-        let full = FoldMessage::Summaries(vec![good.clone()]).encode();
+        let full = FoldMessage::Summaries(vec![good.signed().clone()]).encode();
         malformed.push(full[..full.len() / 2].to_vec());
         malformed.push(vec![0xff; 64]);
         malformed.push(vec![0; MAX_FOLD_MESSAGE + 1]);
@@ -461,40 +734,42 @@ mod tests {
             assert!(decoded.is_err(), "{} bytes accepted", bytes.len());
             if let Ok(FoldMessage::Summaries(list)) = decoded {
                 for s in list {
-                    fold.apply(s);
+                    if let Ok(v) = s.verify(u64::MAX / 2) {
+                        fold.apply(v);
+                    }
                 }
             }
         }
         assert_eq!(fold, before);
         // The fold still takes good news.
-        let next = summary(1, 2, Vec::new());
+        let next = signed(1, 2, Vec::new());
         let Ok(FoldMessage::Summaries(list)) =
-            FoldMessage::decode(&FoldMessage::Summaries(vec![next.clone()]).encode())
+            FoldMessage::decode(&FoldMessage::Summaries(vec![next.signed().clone()]).encode())
         else {
             panic!("a valid message must decode");
         };
-        assert!(list.into_iter().all(|s| fold.apply(s)));
-        assert_eq!(fold.get(NodeId(1)), Some(&next));
+        assert!(list.into_iter().all(|s| fold.apply(s.verify(u64::MAX / 2).unwrap())));
+        assert_eq!(fold.get(id(1)), Some(next.summary()));
     }
 
     #[test]
     fn forgotten_summaries_stay_forgotten_until_the_node_is_back() {
         let mut fold = Fold::new();
-        let old = summary(5, 3, vec![daemon(1, DaemonHealth::Healthy)]);
+        let old = signed(5, 3, vec![daemon(1, DaemonHealth::Healthy)]);
         fold.apply(old.clone());
-        assert_eq!(fold.remove(NodeId(5)), Some(old.clone()));
-        assert_eq!(fold.forgotten(NodeId(5)), Some((1, 3)));
+        assert_eq!(fold.remove(id(5)).as_ref(), Some(old.summary()));
+        assert_eq!(fold.forgotten(id(5)), Some((1, 3)));
         // A peer that still holds it offers it back (or an older one): ignored.
         assert!(!fold.apply(old.clone()));
-        assert!(!fold.apply(summary(5, 1, Vec::new())));
-        assert!(fold.get(NodeId(5)).is_none());
+        assert!(!fold.apply(signed(5, 1, Vec::new())));
+        assert!(fold.get(id(5)).is_none());
         assert!(fold.digest().is_empty());
         // The node itself lives on (newer version) or restarted (new incarnation).
         let mut back = summary(5, 1, Vec::new());
         back.incarnation = 2;
-        assert!(fold.apply(back.clone()));
-        assert_eq!(fold.forgotten(NodeId(5)), None);
-        assert_eq!(fold.get(NodeId(5)), Some(&back));
+        assert!(fold.apply(sign(back.clone())));
+        assert_eq!(fold.forgotten(id(5)), None);
+        assert_eq!(fold.get(id(5)), Some(&back));
         // Removing a node never heard of records nothing.
         assert_eq!(fold.remove(NodeId(77)), None);
         assert_eq!(fold.forgotten(NodeId(77)), None);
@@ -504,13 +779,16 @@ mod tests {
     fn forgotten_stamps_are_bounded() {
         let mut fold = Fold::new();
         for n in 0..(MAX_FORGOTTEN as u64 + 10) {
-            fold.apply(summary(n, 1, Vec::new()));
-            fold.remove(NodeId(n));
+            let k = key(n);
+            let mut s = summary(0, 1, Vec::new());
+            s.node = k.node_id();
+            fold.apply(VerifiedSummary::sign(s, &k).unwrap());
+            fold.remove(k.node_id());
         }
         assert_eq!(fold.forgotten.len(), MAX_FORGOTTEN);
         assert_eq!(fold.forgotten_order.len(), MAX_FORGOTTEN);
-        assert_eq!(fold.forgotten(NodeId(0)), None);
-        assert_eq!(fold.forgotten(NodeId(MAX_FORGOTTEN as u64 + 9)), Some((1, 1)));
+        assert_eq!(fold.forgotten(id(0)), None);
+        assert_eq!(fold.forgotten(id(MAX_FORGOTTEN as u64 + 9)), Some((1, 1)));
         assert!(fold.is_empty());
     }
 }

@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 /// Smallest piece a sender produces for any piece but the last.
 pub const MIN_PIECE: usize = 64;
+/// What holding one piece costs beyond its bytes (its map entry and box),
+/// charged against the byte cap so tiny pieces cannot hold memory for free.
+pub const PIECE_OVERHEAD: usize = 64;
 
 /// Why a piece was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReassemblyDrop {
-    /// `index >= count`, a zero count, or a piece that disagrees with earlier
-    /// pieces of the same message.
+    /// `index >= count`, a zero count, an empty piece, a piece shorter than
+    /// [`MIN_PIECE`] that is not the last, or a piece that disagrees with
+    /// earlier pieces of the same message.
     Inconsistent,
     /// The whole message would exceed the maximum message size.
     TooLarge,
@@ -43,6 +47,8 @@ struct Partial {
     count: u32,
     received: u32,
     bytes: usize,
+    /// What the held pieces are charged: bytes plus [`PIECE_OVERHEAD`] each.
+    cost: usize,
     /// Pieces by index; memory grows with what arrived, not with `count`.
     pieces: HashMap<u32, Box<[u8]>>,
     started: Instant,
@@ -84,7 +90,8 @@ impl Reassembler {
         }
     }
 
-    /// Bytes currently held in incomplete messages.
+    /// What incomplete messages currently hold: their bytes plus
+    /// [`PIECE_OVERHEAD`] per piece.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
     }
@@ -107,6 +114,13 @@ impl Reassembler {
         if count == 0 || index >= count || piece.len() > self.limits.max_piece {
             return Err(ReassemblyDrop::Inconsistent);
         }
+        // Senders fragment only messages larger than one datagram, in pieces of
+        // at least MIN_PIECE bytes but the last, which is never empty.
+        let last = index + 1 == count;
+        if piece.is_empty() || (!last && piece.len() < MIN_PIECE.min(self.limits.max_piece)) {
+            return Err(ReassemblyDrop::Inconsistent);
+        }
+        let cost = piece.len() + PIECE_OVERHEAD;
         // Every piece but the last carries at least MIN_PIECE bytes (senders
         // validate their budget), so `count` bounds the message size.
         let max_pieces = self.limits.max_message.div_ceil(MIN_PIECE).max(1);
@@ -127,6 +141,7 @@ impl Reassembler {
                     count,
                     received: 0,
                     bytes: 0,
+                    cost: 0,
                     pieces: HashMap::new(),
                     started: now,
                 },
@@ -141,22 +156,23 @@ impl Reassembler {
         if partial.pieces.contains_key(&index) {
             return Ok(None); // A duplicate: harmless.
         }
-        if self.held_bytes + piece.len() > self.limits.max_bytes
+        if self.held_bytes + cost > self.limits.max_bytes
             || partial.bytes + piece.len() > self.limits.max_message
         {
-            let dropped = self.partials.remove(&msg_id).map_or(0, |p| p.bytes);
+            let dropped = self.partials.remove(&msg_id).map_or(0, |p| p.cost);
             self.held_bytes -= dropped;
             return Err(ReassemblyDrop::OverCap);
         }
         partial.pieces.insert(index, piece.into());
         partial.received += 1;
         partial.bytes += piece.len();
-        self.held_bytes += piece.len();
+        partial.cost += cost;
+        self.held_bytes += cost;
         if partial.received < partial.count {
             return Ok(None);
         }
         let Some(done) = self.partials.remove(&msg_id) else { return Ok(None) };
-        self.held_bytes -= done.bytes;
+        self.held_bytes -= done.cost;
         if self.completed_order.len() == COMPLETED_MEMORY
             && let Some(old) = self.completed_order.pop_front()
         {
@@ -181,7 +197,7 @@ impl Reassembler {
         self.partials.retain(|_, p| {
             let keep = now.saturating_duration_since(p.started) < timeout;
             if !keep {
-                freed += p.bytes;
+                freed += p.cost;
             }
             keep
         });
@@ -224,7 +240,7 @@ mod tests {
         assert_eq!(r.push(2, 0, 2, 0, &[2; 10], now), Ok(None));
         assert_eq!(r.push(3, 0, 2, 0, &[3; 10], now), Err(ReassemblyDrop::OverCap));
         assert_eq!(r.push(1, 0, 2, 7, &[1; 10], now), Err(ReassemblyDrop::Inconsistent));
-        assert_eq!(r.held_bytes(), 20);
+        assert_eq!(r.held_bytes(), 2 * (10 + PIECE_OVERHEAD));
         assert_eq!(r.expire(now + Duration::from_secs(2)), 2);
         assert_eq!(r.held_bytes(), 0);
         let done = r.push(4, 1, 2, 9, &[5; 3], now).unwrap();
@@ -232,6 +248,21 @@ mod tests {
         let done = r.push(4, 0, 2, 9, &[4; 10], now).unwrap().unwrap();
         assert_eq!(done.kind, 9);
         assert_eq!(done.payload.len(), 13);
+    }
+
+    #[test]
+    fn empty_and_short_pieces_are_refused_and_each_piece_costs_its_overhead() {
+        let now = Instant::now();
+        let mut r =
+            Reassembler::new(ReassemblyLimits { max_piece: 1000, max_bytes: 1000, ..limits() });
+        assert_eq!(r.push(1, 0, 2, 0, &[], now), Err(ReassemblyDrop::Inconsistent));
+        assert_eq!(r.push(1, 1, 2, 0, &[], now), Err(ReassemblyDrop::Inconsistent));
+        // Not the last piece, and shorter than a sender ever makes one.
+        assert_eq!(r.push(1, 0, 2, 0, &[1; 8], now), Err(ReassemblyDrop::Inconsistent));
+        // A one-byte last piece is fine, but is charged its overhead.
+        assert_eq!(r.push(1, 1, 2, 0, &[1; 1], now), Ok(None));
+        assert_eq!(r.held_bytes(), 1 + PIECE_OVERHEAD);
+        assert_eq!(r.held_messages(), 1);
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! `node` (the runtime), `testing` (behind the `testing` feature).
 
 pub mod admin;
+mod budget;
 mod config;
 pub mod daemon;
 mod error;
@@ -59,7 +60,7 @@ pub use lineage::{Lineage, ParsedName};
 pub use logs::{FailureRecord, LogEntry, LogLevel};
 pub use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
 pub use message::{Incoming, MessageKind, Subscription};
-pub use metrics::{DropCounts, MeshMetrics};
+pub use metrics::{DropCounts, MeshMetrics, Refusals};
 pub use migrate::{MigrationError, MigrationHandle, MigrationPhase, MigrationSummary};
 pub use node::{InlineHandler, MeshEvent, MeshHandle, MeshNode};
 pub use noise::{IdentityProof, NOISE_PARAMS};

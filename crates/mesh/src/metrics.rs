@@ -22,6 +22,19 @@ pub(crate) struct Counters {
     pub(crate) reassembly_drops: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
+    pub(crate) fold_bad_signature: AtomicU64,
+    pub(crate) fold_wrong_owner: AtomicU64,
+    pub(crate) fold_not_member: AtomicU64,
+    pub(crate) fold_implausible_stamp: AtomicU64,
+    pub(crate) fold_full: AtomicU64,
+    pub(crate) admin_unsigned: AtomicU64,
+    pub(crate) admin_rate_limited: AtomicU64,
+    pub(crate) handshake_replayed: AtomicU64,
+    pub(crate) handshake_stale: AtomicU64,
+    pub(crate) handshake_over_budget: AtomicU64,
+    pub(crate) handshake_undersized: AtomicU64,
+    pub(crate) gossip_bad_address: AtomicU64,
+    pub(crate) gossip_over_budget: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +64,21 @@ impl Counters {
             reassembly_drops: get(&self.reassembly_drops),
             messages_in: get(&self.messages_in),
             messages_out: get(&self.messages_out),
+            refused: Refusals {
+                fold_bad_signature: get(&self.fold_bad_signature),
+                fold_wrong_owner: get(&self.fold_wrong_owner),
+                fold_not_member: get(&self.fold_not_member),
+                fold_implausible_stamp: get(&self.fold_implausible_stamp),
+                fold_full: get(&self.fold_full),
+                admin_unsigned: get(&self.admin_unsigned),
+                admin_rate_limited: get(&self.admin_rate_limited),
+                handshake_replayed: get(&self.handshake_replayed),
+                handshake_stale: get(&self.handshake_stale),
+                handshake_over_budget: get(&self.handshake_over_budget),
+                handshake_undersized: get(&self.handshake_undersized),
+                gossip_bad_address: get(&self.gossip_bad_address),
+                gossip_over_budget: get(&self.gossip_over_budget),
+            },
         }
     }
 }
@@ -78,6 +106,60 @@ pub struct MeshMetrics {
     pub messages_in: u64,
     /// Application messages sent.
     pub messages_out: u64,
+    /// Statements and requests refused at the trust boundary, by reason.
+    pub refused: Refusals,
+}
+
+/// What the trust boundary refused: statements about other nodes without their
+/// signature, commands without operator signatures, and pre-authentication work
+/// over its budget. Each is dropped and counted, never applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Fold summaries whose owner signature did not verify.
+    pub fold_bad_signature: u64,
+    /// Fold summaries signed by a key that is not their node's.
+    pub fold_wrong_owner: u64,
+    /// Fold summaries of a node that is not a member here.
+    pub fold_not_member: u64,
+    /// Fold summaries with an incarnation further ahead than clock skew explains.
+    pub fold_implausible_stamp: u64,
+    /// Fold summaries of a new node refused because the fold holds its cap of nodes.
+    pub fold_full: u64,
+    /// Admin envelopes with no valid signature of a registered operator (not written to the ledger).
+    pub admin_unsigned: u64,
+    /// Admin envelopes refused because their sender was over its budget.
+    pub admin_rate_limited: u64,
+    /// Handshake openers seen before (replays), refused before any Diffie-Hellman work.
+    pub handshake_replayed: u64,
+    /// Handshake openers whose timestamp is outside the freshness window.
+    pub handshake_stale: u64,
+    /// Handshake openers refused by the per-source or global budget, or the pending cap.
+    pub handshake_over_budget: u64,
+    /// Handshake openers smaller than the answer would be (no amplification).
+    pub handshake_undersized: u64,
+    /// Gossiped member addresses refused (port 0, unspecified, multicast, broadcast).
+    pub gossip_bad_address: u64,
+    /// Gossiped members refused: over the per-peer budget or the cap on known members.
+    pub gossip_over_budget: u64,
+}
+
+impl Refusals {
+    /// Sum of all reasons.
+    pub fn total(&self) -> u64 {
+        self.fold_bad_signature
+            + self.fold_wrong_owner
+            + self.fold_not_member
+            + self.fold_implausible_stamp
+            + self.fold_full
+            + self.admin_unsigned
+            + self.admin_rate_limited
+            + self.handshake_replayed
+            + self.handshake_stale
+            + self.handshake_over_budget
+            + self.handshake_undersized
+            + self.gossip_bad_address
+            + self.gossip_over_budget
+    }
 }
 
 /// Drop counters by reason.

@@ -114,6 +114,12 @@ pub(crate) struct Inner {
     push_now: AtomicBool,
     admin: Mutex<AdminState>,
     ledger: Mutex<AuditLedger>,
+    /// Per-peer budget for admin envelopes without a valid operator signature.
+    admin_budget: Mutex<crate::budget::HashedBudget>,
+    /// Replay and budget checks for handshake openers.
+    opener_guard: Mutex<handshake::OpenerGuard>,
+    /// How many new members each peer may introduce through gossip.
+    gossip_budget: Mutex<crate::budget::HashedBudget>,
     migrations: Mutex<migrate::Migrations>,
 }
 
@@ -216,12 +222,14 @@ impl MeshNode {
         let incarnation = mesh_auth::unix_now_ms();
         let (log_tx, log_rx) = mpsc::channel(config.limits.log_queue.max(1));
         let rings = state::Rings::new(config.limits.log_ring, config.limits.failure_ring);
+        let mut torn_tail = None;
         let ledger = match &config.audit_path {
             None => AuditLedger::new(),
             Some(path) => {
                 let (ledger, torn) = AuditLedger::open(path).map_err(MeshError::Audit)?;
                 if torn > 0 {
                     tracing::warn!(path = %path.display(), bytes = torn, "audit ledger had a torn tail; truncated");
+                    torn_tail = Some((path.display().to_string(), torn));
                 }
                 // Envelopes this node verified before a restart stay replays: the
                 // verifier relearns their nonces (those whose signatures counted).
@@ -300,8 +308,15 @@ impl MeshNode {
             push_now: AtomicBool::new(true),
             admin: Mutex::new(admin),
             ledger: Mutex::new(ledger),
+            admin_budget: Mutex::new(admin::unsigned_budget()),
+            opener_guard: Mutex::new(handshake::OpenerGuard::new()),
+            gossip_budget: Mutex::new(receive::gossip_budget()),
             migrations: Mutex::new(migrate::Migrations::default()),
         });
+        if let Some((path, bytes)) = torn_tail {
+            let message = format!("{bytes} bytes of a torn final entry were cut off at start");
+            inner.record_failure("audit_torn_tail", &path, &message);
+        }
         tracing::debug!(node = %inner.node_id, addr = %local_addr, "mesh node started");
         let recv = tokio::spawn(recv_loop(inner.clone()));
         let tick = tokio::spawn(tick_loop(inner.clone()));
@@ -641,7 +656,45 @@ impl MeshHandle {
     /// routine commands are refused while frozen (`frozen`); a command for another
     /// node is refused (`not_target`); an ICE command whose blast-radius hash does
     /// not match this node's simulation is refused (`simulation_mismatch`).
+    ///
+    /// Only envelopes with at least one valid signature of a registered operator
+    /// are recorded in the ledger; others are refused and counted in
+    /// [`MeshMetrics::refused`]. The ledger append fsyncs: call this from a
+    /// blocking context (`tokio::task::spawn_blocking`), not on an async worker.
     pub fn apply_admin(&self, envelope: &SignedEnvelope) -> AdminOutcome {
+        self.apply_admin_inner(None, envelope)
+    }
+
+    /// [`MeshHandle::apply_admin`] for an envelope delivered by node `from`:
+    /// envelopes without a valid operator signature count against `from`'s
+    /// budget, and over it they are refused unread (`rate_limited`).
+    pub fn apply_admin_from(&self, from: NodeId, envelope: &SignedEnvelope) -> AdminOutcome {
+        self.apply_admin_inner(Some(from), envelope)
+    }
+
+    /// [`MeshHandle::apply_admin_from`] for an envelope's wire bytes, decoded
+    /// with the bounded decoder ([`SignedEnvelope::decode`]: size, target and
+    /// payload caps). Bytes that do not decode are refused (`malformed`) and
+    /// counted like an unsigned envelope.
+    pub fn apply_admin_bytes(&self, from: NodeId, bytes: &[u8]) -> AdminOutcome {
+        match SignedEnvelope::decode(bytes) {
+            Ok(envelope) => self.apply_admin_inner(Some(from), &envelope),
+            Err(e) => {
+                if !self.inner.admin_budget.lock().take(from, Instant::now()) {
+                    Counters::bump(&self.inner.counters.admin_rate_limited);
+                } else {
+                    Counters::bump(&self.inner.counters.admin_unsigned);
+                }
+                AdminOutcome::Rejected {
+                    code: "malformed".into(),
+                    reason: format!("the envelope does not decode: {e}"),
+                    audit_seq: None,
+                }
+            }
+        }
+    }
+
+    fn apply_admin_inner(&self, from: Option<NodeId>, envelope: &SignedEnvelope) -> AdminOutcome {
         if self.is_closed() {
             return AdminOutcome::Rejected {
                 code: "shutdown".into(),
@@ -649,7 +702,7 @@ impl MeshHandle {
                 audit_seq: None,
             };
         }
-        self.inner.apply_admin(envelope)
+        self.inner.apply_admin(from, envelope)
     }
 
     /// See [`MeshNode::register_factory`].

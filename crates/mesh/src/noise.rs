@@ -36,17 +36,31 @@ impl StaticKey {
         Ok(Self { private: Zeroizing::new(keypair.private), public: keypair.public })
     }
 
-    fn builder<'a>(&'a self, psk: &'a [u8; 32]) -> Result<Builder<'a>, snow::Error> {
+    fn builder<'a>(
+        &'a self,
+        psk: &'a [u8; 32],
+        prologue: &'a [u8],
+    ) -> Result<Builder<'a>, snow::Error> {
         let params = NOISE_PARAMS.parse()?;
-        Ok(Builder::new(params).local_private_key(&self.private).psk(0, psk))
+        Ok(Builder::new(params).local_private_key(&self.private).psk(0, psk).prologue(prologue))
     }
 
-    pub(crate) fn initiator(&self, psk: &[u8; 32]) -> Result<HandshakeState, snow::Error> {
-        self.builder(psk)?.build_initiator()
+    /// The initiator of a handshake whose opener carries `timestamp_ms`.
+    pub(crate) fn initiator(
+        &self,
+        psk: &[u8; 32],
+        timestamp_ms: u64,
+    ) -> Result<HandshakeState, snow::Error> {
+        self.builder(psk, &prologue(timestamp_ms))?.build_initiator()
     }
 
-    pub(crate) fn responder(&self, psk: &[u8; 32]) -> Result<HandshakeState, snow::Error> {
-        self.builder(psk)?.build_responder()
+    /// The responder to an opener that carried `timestamp_ms`.
+    pub(crate) fn responder(
+        &self,
+        psk: &[u8; 32],
+        timestamp_ms: u64,
+    ) -> Result<HandshakeState, snow::Error> {
+        self.builder(psk, &prologue(timestamp_ms))?.build_responder()
     }
 }
 
@@ -90,6 +104,15 @@ impl IdentityProof {
     }
 }
 
+/// The Noise prologue: binds the opener's cleartext timestamp into the
+/// handshake hash, so changing it fails message 1's AEAD check.
+fn prologue(timestamp_ms: u64) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[..16].copy_from_slice(b"meshdeck hs v2\0\0");
+    out[16..].copy_from_slice(&timestamp_ms.to_le_bytes());
+    out
+}
+
 fn signed_bytes(noise_static: &[u8]) -> Vec<u8> {
     let mut msg = Vec::with_capacity(PROOF_DOMAIN.len() + noise_static.len());
     msg.extend_from_slice(PROOF_DOMAIN);
@@ -104,8 +127,8 @@ mod tests {
     fn run(psk_a: [u8; 32], psk_b: [u8; 32]) -> Result<(IdentityProof, IdentityProof), String> {
         let (ka, kb) = (StaticKey::generate().unwrap(), StaticKey::generate().unwrap());
         let (ia, ib) = (EntityKeypair::from_seed(&[1; 32]), EntityKeypair::from_seed(&[2; 32]));
-        let mut a = ka.initiator(&psk_a).unwrap();
-        let mut b = kb.responder(&psk_b).unwrap();
+        let mut a = ka.initiator(&psk_a, 42).unwrap();
+        let mut b = kb.responder(&psk_b, 42).unwrap();
         let (mut m, mut p) = ([0u8; 1024], [0u8; 1024]);
         let n = a.write_message(&[], &mut m).unwrap();
         b.read_message(&m[..n], &mut p).map_err(|e| format!("msg1: {e:?}"))?;
@@ -124,6 +147,16 @@ mod tests {
         let (a, b) = run([7; 32], [7; 32]).unwrap();
         assert_eq!(a.public, EntityKeypair::from_seed(&[1; 32]).public());
         assert_eq!(b.public, EntityKeypair::from_seed(&[2; 32]).public());
+    }
+
+    #[test]
+    fn a_changed_opener_timestamp_fails_at_message_one() {
+        let (ka, kb) = (StaticKey::generate().unwrap(), StaticKey::generate().unwrap());
+        let mut a = ka.initiator(&[7; 32], 1_000).unwrap();
+        let mut b = kb.responder(&[7; 32], 1_001).unwrap();
+        let (mut m, mut p) = ([0u8; 1024], [0u8; 1024]);
+        let n = a.write_message(&[0; 64], &mut m).unwrap();
+        assert!(b.read_message(&m[..n], &mut p).is_err());
     }
 
     #[test]

@@ -261,7 +261,7 @@ pub fn build(input: SnapshotInput<'_>) -> MeshSnapshot {
         }
     }
     daemons.sort_by(|a, b| (a.node, &a.name, a.id).cmp(&(b.node, &b.name, b.id)));
-    let peers = input
+    let peers: Vec<PeerView> = input
         .peers
         .into_iter()
         .map(|info| {
@@ -282,9 +282,18 @@ pub fn build(input: SnapshotInput<'_>) -> MeshSnapshot {
     let mut migrations: Vec<MigrationSummary> =
         input.fold.iter().flat_map(|s| s.migrations.iter().cloned()).collect();
     migrations.sort_by_key(|m| (m.started_at_ms, m.id));
-    // The latest freeze or thaw any node applied decides.
-    let frozen_until_ms =
-        crate::admin::cluster_frozen_until(input.fold.iter().map(|s| &s.admin), input.now_ms);
+    // What most cluster nodes follow (each one only a freeze whose operator
+    // signatures it checked): one node's claim alone shows nothing.
+    let operators: Vec<NodeId> = peers
+        .iter()
+        .filter(|p| p.info.is_operator())
+        .map(|p| p.info.node_id)
+        .chain(this_node.is_operator().then_some(this_node.node_id))
+        .collect();
+    let frozen_until_ms = crate::admin::cluster_frozen_until(
+        input.fold.iter().filter(|s| !operators.contains(&s.node)).map(|s| &s.admin),
+        input.now_ms,
+    );
     MeshSnapshot {
         seq: input.seq,
         epoch_ms: input.epoch_ms,

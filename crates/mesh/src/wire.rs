@@ -3,11 +3,16 @@
 //! Every datagram starts with the wire version and a packet type:
 //!
 //! ```text
-//! HandshakeInit   [ver][1][sender u32 LE][noise message 1]
+//! HandshakeInit   [ver][1][sender u32 LE][timestamp_ms u64 LE][noise message 1]
 //! HandshakeResp   [ver][2][sender u32][receiver u32][noise message 2]
 //! HandshakeFinal  [ver][3][receiver u32][noise message 3]
 //! Transport       [ver][4][receiver u32][counter u64 LE][ciphertext + 16-byte tag]
 //! ```
+//!
+//! The opener's timestamp is the initiator's clock (ms since the Unix epoch); it
+//! is also the Noise prologue, so it cannot be changed without failing
+//! message 1's AEAD check. A responder refuses openers outside its freshness
+//! window, and openers it has seen, before any Diffie-Hellman work.
 //!
 //! `sender` / `receiver` are session indices each side picks at random, so a
 //! datagram finds its session without trusting the source address. The counter is
@@ -22,7 +27,9 @@ use mesh_auth::NodeId;
 use serde::{Deserialize, Serialize};
 
 /// The wire-format version in every datagram's first byte.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
+/// Bytes of header before an opener's Noise message.
+pub const INIT_HEADER: usize = 1 + 1 + 4 + 8;
 /// Bytes of header before a transport packet's ciphertext.
 pub const TRANSPORT_HEADER: usize = 1 + 1 + 4 + 8;
 /// Bytes of AEAD tag after the ciphertext.
@@ -58,6 +65,8 @@ pub enum Packet<'a> {
     HandshakeInit {
         /// The initiator's session index.
         sender: u32,
+        /// The initiator's clock when it sent this (ms since the Unix epoch).
+        timestamp_ms: u64,
         /// Noise message 1.
         noise: &'a [u8],
     },
@@ -102,10 +111,16 @@ impl<'a> Packet<'a> {
         }
         let (&kind, _) = rest.split_first().ok_or(WireError::Truncated)?;
         match kind {
-            TYPE_INIT => Ok(Packet::HandshakeInit {
-                sender: u32_at(bytes, 2)?,
-                noise: bytes.get(6..).ok_or(WireError::Truncated)?,
-            }),
+            TYPE_INIT => {
+                let raw = bytes.get(6..14).ok_or(WireError::Truncated)?;
+                let mut ts = [0u8; 8];
+                ts.copy_from_slice(raw);
+                Ok(Packet::HandshakeInit {
+                    sender: u32_at(bytes, 2)?,
+                    timestamp_ms: u64::from_le_bytes(ts),
+                    noise: &bytes[INIT_HEADER..],
+                })
+            }
             TYPE_RESP => Ok(Packet::HandshakeResp {
                 sender: u32_at(bytes, 2)?,
                 receiver: u32_at(bytes, 6)?,
@@ -134,9 +149,10 @@ impl<'a> Packet<'a> {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(WIRE_VERSION);
         match self {
-            Packet::HandshakeInit { sender, noise } => {
+            Packet::HandshakeInit { sender, timestamp_ms, noise } => {
                 out.push(TYPE_INIT);
                 out.extend_from_slice(&sender.to_le_bytes());
+                out.extend_from_slice(&timestamp_ms.to_le_bytes());
                 out.extend_from_slice(noise);
             }
             Packet::HandshakeResp { sender, receiver, noise } => {
@@ -342,7 +358,7 @@ mod tests {
     #[test]
     fn header_round_trips() {
         let packets = [
-            Packet::HandshakeInit { sender: 7, noise: b"abc" },
+            Packet::HandshakeInit { sender: 7, timestamp_ms: 1_700_000_000_000, noise: b"abc" },
             Packet::HandshakeResp { sender: 1, receiver: u32::MAX, noise: b"" },
             Packet::HandshakeFinal { receiver: 9, noise: b"xyz" },
             Packet::Transport { receiver: 3, counter: u64::MAX - 1, ciphertext: &[0u8; 16] },
@@ -351,9 +367,11 @@ mod tests {
             assert_eq!(Packet::decode(&p.encode()).unwrap(), p);
         }
         assert_eq!(Packet::decode(&[]), Err(WireError::Truncated));
-        assert_eq!(Packet::decode(&[2, 1]), Err(WireError::Version(2)));
-        assert_eq!(Packet::decode(&[1, 9, 0, 0, 0, 0]), Err(WireError::Type(9)));
-        assert_eq!(Packet::decode(&[1, 4, 0, 0, 0, 0, 1]), Err(WireError::Truncated));
+        assert_eq!(Packet::decode(&[1, 1]), Err(WireError::Version(1)));
+        assert_eq!(Packet::decode(&[WIRE_VERSION, 9, 0, 0, 0, 0]), Err(WireError::Type(9)));
+        assert_eq!(Packet::decode(&[WIRE_VERSION, 4, 0, 0, 0, 0, 1]), Err(WireError::Truncated));
+        // An opener without its whole timestamp.
+        assert_eq!(Packet::decode(&[WIRE_VERSION, 1, 0, 0, 0, 0, 1, 2]), Err(WireError::Truncated));
     }
 
     #[test]

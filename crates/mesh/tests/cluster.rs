@@ -129,30 +129,41 @@ async fn hostile_datagrams_are_counted_and_harmless() {
     let target = a.local_addr();
     let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
 
+    let v = mesh::wire::WIRE_VERSION;
     let mut hostile: Vec<Vec<u8>> =
-        vec![vec![], vec![1], vec![9, 9, 9], vec![1, 4, 0, 0, 0, 0], vec![0xff; 40_000]];
-    // Transport packets for made-up sessions, and garbage handshakes.
+        vec![vec![], vec![v], vec![9, 9, 9], vec![v, 4, 0, 0, 0, 0], vec![0xff; 40_000]];
+    // Transport packets for made-up sessions, and garbage handshakes: fresh
+    // timestamps but no cluster key (refused by the AEAD check, or by the
+    // per-source budget first), and openers smaller than an answer would be.
+    let now_ms = mesh_auth::unix_now_ms();
     for i in 0..50u32 {
-        let mut t = vec![1, 4];
+        let mut t = vec![v, 4];
         t.extend_from_slice(&i.to_le_bytes());
         t.extend_from_slice(&(i as u64).to_le_bytes());
         t.extend_from_slice(&[0xab; 40]);
         hostile.push(t);
-        let mut h = vec![1, 1];
+        let mut h = vec![v, 1];
         h.extend_from_slice(&i.to_le_bytes());
-        h.extend_from_slice(&[i as u8; 80]);
+        h.extend_from_slice(&now_ms.to_le_bytes());
+        let mut small = h.clone();
+        h.extend_from_slice(&[i as u8; 300]);
         hostile.push(h);
+        small.extend_from_slice(&[i as u8; 80]);
+        hostile.push(small);
     }
     for d in &hostile {
         attacker.send_to(d, target).await.unwrap();
     }
     let counted = cluster
         .wait_for(DEADLINE, |_| {
-            let d = a.metrics().dropped;
+            let m = a.metrics();
+            let d = &m.dropped;
             d.malformed >= 4
                 && d.too_large >= 1
                 && d.unknown_session >= 50
-                && d.not_authenticated >= 50
+                && d.not_authenticated >= 1
+                && d.not_authenticated + m.refused.handshake_over_budget >= 50
+                && m.refused.handshake_undersized >= 50
         })
         .await;
     assert!(counted, "{:?}", a.metrics());

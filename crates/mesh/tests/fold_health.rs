@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mesh::fold::{DaemonSummary, FoldMessage, MAX_FOLD_MESSAGE, NodeSummary, Resources};
+use mesh::fold::{
+    DaemonSummary, FoldMessage, MAX_FOLD_MESSAGE, NodeSummary, Resources, SignedSummary,
+};
 use mesh::testing::Cluster;
 use mesh::{
     ClusterKey, Daemon, DaemonHealth, EntityKeypair, MeshConfig, MeshNode, MeshSnapshot,
@@ -67,6 +69,14 @@ fn forged(node: NodeId, daemons: Vec<DaemonSummary>) -> NodeSummary {
     }
 }
 
+/// What a key holder who is not `summary.node` can put on the wire: the
+/// summary signed with a key of its own.
+fn forge(summary: &NodeSummary) -> SignedSummary {
+    let key = EntityKeypair::generate();
+    let body = postcard::to_stdvec(summary).unwrap();
+    SignedSummary { owner: key.public(), signature: key.sign(&body), body }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_summaries_are_dropped_counted_and_harmless() {
     let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
@@ -86,11 +96,11 @@ async fn malformed_and_oversized_summaries_are_dropped_counted_and_harmless() {
         forged(NodeId(0xdead), vec![daemon_summary(3, "bad\nname", DaemonHealth::Healthy)]),
     ];
     let mut messages: Vec<Vec<u8>> =
-        bogus.iter().map(|s| FoldMessage::Summaries(vec![s.clone()]).encode()).collect();
+        bogus.iter().map(|s| FoldMessage::Summaries(vec![forge(s)]).encode()).collect();
     // A good summary riding along with a bad one does not get in either.
     let good_rider =
         forged(NodeId(0xbeef), vec![daemon_summary(4, "rider", DaemonHealth::Healthy)]);
-    messages.push(FoldMessage::Summaries(vec![good_rider, bogus[0].clone()]).encode());
+    messages.push(FoldMessage::Summaries(vec![forge(&good_rider), forge(&bogus[0])]).encode());
     messages.push(vec![0xff; 100]); // does not parse
     messages.push(vec![1; MAX_FOLD_MESSAGE + 1]); // oversized (fragmented on the way)
 

@@ -8,13 +8,16 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use mesh::fold::{DaemonSummary, Fold, FoldMessage, MAX_HEALTH_REASON, NodeSummary, Resources};
-use mesh::fragment::{Reassembler, ReassemblyDrop, ReassemblyLimits, split};
+use mesh::fold::{
+    DaemonSummary, Fold, FoldMessage, MAX_HEALTH_REASON, NodeSummary, Resources, SignedSummary,
+    VerifiedSummary,
+};
+use mesh::fragment::{PIECE_OVERHEAD, Reassembler, ReassemblyDrop, ReassemblyLimits, split};
 use mesh::lineage::{Lineage, ParsedName};
 use mesh::logs::{Ring, sanitize};
 use mesh::replay::{ReplayWindow, WINDOW};
 use mesh::wire::{Frame, MemberEntry, Packet};
-use mesh::{DaemonHealth, Lifecycle, NodeId, OriginHash};
+use mesh::{DaemonHealth, EntityKeypair, Lifecycle, NodeId, OriginHash};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -30,7 +33,7 @@ fn packet_strategy() -> impl Strategy<Value = (u8, u32, u32, u64, Vec<u8>)> {
 
 fn build(kind: u8, a: u32, b: u32, c: u64, body: &[u8]) -> Packet<'_> {
     match kind {
-        1 => Packet::HandshakeInit { sender: a, noise: body },
+        1 => Packet::HandshakeInit { sender: a, timestamp_ms: c, noise: body },
         2 => Packet::HandshakeResp { sender: a, receiver: b, noise: body },
         3 => Packet::HandshakeFinal { receiver: b, noise: body },
         _ => Packet::Transport { receiver: b, counter: c, ciphertext: body },
@@ -74,9 +77,21 @@ fn build_frame(kind: u8, x: u64, y: u64, a: u32, b: u32, body: &[u8]) -> Frame<'
 
 /// A node summary whose content is a function of its stamp, as an owner produces
 /// each (incarnation, version) once.
+/// The identity key of test node `node`.
+fn key(node: u64) -> EntityKeypair {
+    let mut seed = [9u8; 32];
+    seed[..8].copy_from_slice(&node.to_le_bytes());
+    EntityKeypair::from_seed(&seed)
+}
+
+/// Test node `node`'s summary, signed by its own key.
+fn signed(node: u64, inc: u64, ver: u64) -> VerifiedSummary {
+    VerifiedSummary::sign(summary(node, inc, ver), &key(node)).unwrap()
+}
+
 fn summary(node: u64, inc: u64, ver: u64) -> NodeSummary {
     NodeSummary {
-        node: NodeId(node),
+        node: key(node).node_id(),
         incarnation: inc,
         version: ver,
         produced_at_ms: inc * 1000 + ver,
@@ -184,7 +199,8 @@ proptest! {
         for (step, &i) in order.iter().enumerate() {
             let out = r.push(7, i as u32, count, 3, pieces[i], now).unwrap();
             prop_assert_eq!(out.is_some(), Some(step) == completes, "step {} piece {}", step, i);
-            prop_assert!(r.held_bytes() <= payload.len());
+            // Bytes held plus the fixed charge per piece, never more.
+            prop_assert!(r.held_bytes() <= payload.len() + n * PIECE_OVERHEAD);
             delivered.extend(out);
         }
         prop_assert_eq!(delivered.len(), 1, "exactly one delivery");
@@ -254,15 +270,17 @@ proptest! {
                     held.remove(&m);
                 }
             }
-            let model_bytes: usize =
-                held.iter().flat_map(|(m, is)| is.iter().map(|i| pieces[*m][*i].len())).sum();
+            let model_bytes: usize = held
+                .iter()
+                .flat_map(|(m, is)| is.iter().map(|i| pieces[*m][*i].len() + PIECE_OVERHEAD))
+                .sum();
             prop_assert!(r.held_bytes() <= max_bytes);
             prop_assert!(r.held_messages() <= max_messages);
             prop_assert_eq!(r.held_bytes(), model_bytes);
             prop_assert_eq!(r.held_messages(), held.len());
         }
         for (m, p) in payloads.iter().enumerate() {
-            if p.len() > max_bytes {
+            if p.len() + pieces[m].len() * PIECE_OVERHEAD > max_bytes {
                 prop_assert!(!delivered[m] && over_cap[m] > 0, "message {} above the cap", m);
             }
         }
@@ -315,7 +333,8 @@ proptest! {
         order in proptest::collection::vec(any::<u32>(), 0..60),
         dups in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
-        let list: Vec<NodeSummary> = updates.iter().map(|(n, i, v, _)| summary(*n, *i, *v)).collect();
+        let list: Vec<VerifiedSummary> =
+            updates.iter().map(|(n, i, v, _)| signed(*n, *i, *v)).collect();
         let mut reference = Fold::new();
         for u in &list { reference.apply(u.clone()); }
 
@@ -329,9 +348,13 @@ proptest! {
         for u in shuffled { other.apply(u); }
         prop_assert_eq!(&other, &reference);
 
-        // Through the wire form as well.
-        let bytes = FoldMessage::Summaries(list.clone()).encode();
-        prop_assert_eq!(FoldMessage::decode(&bytes).unwrap(), FoldMessage::Summaries(list));
+        // Through the wire form as well, and every copy still verifies.
+        let wire: Vec<SignedSummary> = list.iter().map(|v| v.signed().clone()).collect();
+        let bytes = FoldMessage::Summaries(wire.clone()).encode();
+        prop_assert_eq!(FoldMessage::decode(&bytes).unwrap(), FoldMessage::Summaries(wire.clone()));
+        for (w, v) in wire.into_iter().zip(&list) {
+            prop_assert_eq!(&w.verify(u64::MAX / 2).unwrap(), v);
+        }
     }
 
     /// Anti-entropy: whatever updates a node lost, one digest round (it sends
@@ -345,9 +368,9 @@ proptest! {
         let mut peer = Fold::new();
         let mut behind = Fold::new();
         for (i, (n, inc, v)) in updates.iter().enumerate() {
-            peer.apply(summary(*n, *inc, *v));
+            peer.apply(signed(*n, *inc, *v));
             if !lost[i] {
-                behind.apply(summary(*n, *inc, *v));
+                behind.apply(signed(*n, *inc, *v));
             }
         }
         let answer = peer.newer_than(&behind.digest());
@@ -357,11 +380,50 @@ proptest! {
         else {
             unreachable!("encoded summaries decode as summaries")
         };
+        // Relayed copies verify: the owner's signature travels with them.
+        let answer: Vec<VerifiedSummary> =
+            answer.into_iter().map(|s| s.verify(u64::MAX / 2).unwrap()).collect();
         for s in &answer { behind.apply(s.clone()); }
         prop_assert!(peer.newer_than(&behind.digest()).is_empty(), "nothing newer is left");
         let healed = behind.clone();
         for s in answer { behind.apply(s); }
         prop_assert_eq!(&behind, &healed);
+    }
+
+    /// Any change to a signed summary's wire bytes (a flipped bit anywhere, a
+    /// cut) is refused when decoded or verified, never a panic; only the bytes
+    /// as signed verify.
+    #[test]
+    fn tampered_signed_summaries_are_refused(
+        node in 0u64..4,
+        ver in 0u64..6,
+        flip in proptest::option::of((any::<usize>(), 0u8..8)),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let original = signed(node, 1, ver).signed().clone();
+        let mut bytes = postcard::to_stdvec(&original).unwrap();
+        if let Some((at, bit)) = flip {
+            let at = at % bytes.len();
+            bytes[at] ^= 1 << bit;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut % bytes.len());
+        }
+        match postcard::from_bytes::<SignedSummary>(&bytes) {
+            Err(_) => {}
+            Ok(decoded) => {
+                let same = decoded == original;
+                let verified = decoded.verify(u64::MAX / 2);
+                prop_assert_eq!(verified.is_ok(), same, "tampered bytes verified");
+            }
+        }
+        // Inside a fold message too: decoding never panics.
+        let mut message = FoldMessage::Summaries(vec![original]).encode();
+        if let Some((at, bit)) = flip {
+            let at = at % message.len();
+            message[at] ^= 1 << bit;
+        }
+        let _ = FoldMessage::decode(&message);
     }
 
     #[test]
@@ -423,7 +485,7 @@ proptest! {
                 DaemonHealth::Degraded { reason }
             };
             NodeSummary {
-                node: NodeId(1),
+                node: key(1).node_id(),
                 incarnation: 1,
                 version: 1,
                 produced_at_ms: 0,
@@ -437,7 +499,13 @@ proptest! {
         let clean = reason.len() <= MAX_HEALTH_REASON && !reason.chars().any(char::is_control);
         let raw = with(reason.clone());
         prop_assert_eq!(raw.validate().is_ok(), clean);
-        let bytes = FoldMessage::Summaries(vec![raw.clone()]).encode();
+        let body = postcard::to_stdvec(&raw).unwrap();
+        let unsigned = SignedSummary {
+            owner: key(1).public(),
+            signature: key(1).sign(&body),
+            body,
+        };
+        let bytes = FoldMessage::Summaries(vec![unsigned]).encode();
         prop_assert_eq!(FoldMessage::decode(&bytes).is_ok(), clean);
         // What honest nodes send always passes: a daemon's report (sanitized, at
         // most 256 characters) and a panic message.

@@ -48,7 +48,7 @@ impl DataDir {
         if path.exists() && !path.is_dir() {
             return Err(MeshdError::new(what(), "exists and is not a directory"));
         }
-        std::fs::create_dir_all(path)
+        create_private_dir(path)
             .map_err(|e| MeshdError::new(what(), format!("cannot create it: {e}")))?;
         let lock_path = path.join(LOCK_FILE);
         let lock = std::fs::OpenOptions::new()
@@ -78,7 +78,44 @@ impl DataDir {
         write_pid(&lock).map_err(|e| {
             MeshdError::new(what(), format!("cannot write {}: {e}", lock_path.display()))
         })?;
+        tighten(path, PRIVATE_DIR_MODE).map_err(|e| {
+            MeshdError::new(
+                what(),
+                format!(
+                    "other users have access to it and it cannot be made private (mode 0700): {e}"
+                ),
+            )
+        })?;
         Ok(DataDir { path: path.to_owned(), _lock: lock })
+    }
+
+    /// Creates the audit ledger file empty with mode 0600 if it is missing (so
+    /// the ledger never exists with looser permissions), or tightens an existing
+    /// one other users can read to 0600. Returns its path.
+    pub fn prepare_audit_file(&self) -> Result<PathBuf, MeshdError> {
+        let path = self.audit_path();
+        let what = || format!("audit ledger {}", path.display());
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(PRIVATE_FILE_MODE);
+        }
+        match options.open(&path) {
+            Ok(file) => {
+                file.sync_all().map_err(|e| MeshdError::new(what(), e))?;
+                // The directory entry too, so a crash cannot lose the file.
+                sync_dir(&self.path).map_err(|e| MeshdError::new(what(), e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tighten(&path, PRIVATE_FILE_MODE).map_err(|e| {
+                    MeshdError::new(what(), format!("cannot make it private (mode 0600): {e}"))
+                })?;
+            }
+            Err(e) => return Err(MeshdError::new(what(), format!("cannot create it: {e}"))),
+        }
+        Ok(path)
     }
 
     /// The directory.
@@ -105,6 +142,56 @@ impl DataDir {
     pub fn blobs_path(&self) -> PathBuf {
         self.path.join(BLOBS_DIR)
     }
+}
+
+/// Mode of the data directory (and of directories created above it).
+const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the audit ledger.
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// `create_dir_all` with mode 0700 for every directory it creates.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(PRIVATE_DIR_MODE);
+    }
+    builder.create(path)
+}
+
+/// Sets `path` to `mode` when group or others have any permission on it.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let old = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if old & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    tracing::warn!(
+        path = %path.display(),
+        old_mode = format!("{old:04o}"),
+        new_mode = format!("{mode:04o}"),
+        "other users had access; permissions tightened"
+    );
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 enum LockError {
@@ -155,6 +242,41 @@ mod tests {
         }
         drop(held);
         DataDir::open(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_directory_and_the_ledger_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new/data");
+        let held = DataDir::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&tmp.path().join("new")), 0o700, "created parents too");
+        let ledger = held.prepare_audit_file().unwrap();
+        assert_eq!(mode(&ledger), 0o600);
+        assert_eq!(std::fs::metadata(&ledger).unwrap().len(), 0);
+        // Again: an existing ledger is kept as it is.
+        std::fs::write(&ledger, b"entries").unwrap();
+        held.prepare_audit_file().unwrap();
+        assert_eq!(std::fs::read(&ledger).unwrap(), b"entries");
+        // Looser permissions are tightened.
+        std::fs::set_permissions(&ledger, std::fs::Permissions::from_mode(0o644)).unwrap();
+        held.prepare_audit_file().unwrap();
+        assert_eq!(mode(&ledger), 0o600);
+        drop(held);
+
+        let loose = tmp.path().join("loose");
+        std::fs::create_dir(&loose).unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let held = DataDir::open(&loose).unwrap();
+        assert_eq!(mode(held.path()), 0o700);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Key files: the cluster key, node identities and operator keys.
 //!
-//! - The cluster key file is one comment line and 64 hex digits (what
-//!   [`mesh::ClusterKey::load`] reads), mode 0600.
+//! - The cluster key file is one comment line and 64 hex digits, mode 0600,
+//!   written by [`mesh::ClusterKey::save`] and read by [`mesh::ClusterKey::load`]
+//!   (which refuses a file other users can read).
 //! - Node identities and operator keys are [`mesh_auth::EntityKeypair`] key files
 //!   (mode 0600; loading refuses files other users can read).
 
@@ -13,34 +14,23 @@ use mesh_auth::{AuthError, EntityKeypair};
 
 use crate::MeshdError;
 
-/// Writes `key` to a new file at `path` (mode 0600), refusing to overwrite one.
+/// Writes `key` to a new file at `path` (mode 0600, through
+/// [`ClusterKey::save`]), refusing to overwrite one.
 pub fn write_cluster_key(path: &Path, key: &ClusterKey) -> Result<(), MeshdError> {
     let what = || format!("cluster key {}", path.display());
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| {
+    key.save(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             MeshdError::new(what(), "already exists; refusing to overwrite it")
         } else {
             MeshdError::new(what(), e)
         }
-    })?;
-    let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let text = format!(
-        "# meshd cluster key (fingerprint {}); keep it secret: it admits nodes to the cluster\n{hex}\n",
-        key.fingerprint()
-    );
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| MeshdError::new(what(), e))
+    })
 }
 
 /// Loads the cluster key at `path`, with an error naming the file.
+///
+/// [`ClusterKey::load`] refuses (on Unix) a file other users may read or write
+/// (any of mode 0o077); its reason names the mode and the `chmod` that fixes it.
 pub fn load_cluster_key(path: &Path) -> Result<ClusterKey, MeshdError> {
     ClusterKey::load(path).map_err(|e| match e {
         mesh::MeshError::ClusterKey { reason, .. } => {
@@ -48,21 +38,6 @@ pub fn load_cluster_key(path: &Path) -> Result<ClusterKey, MeshdError> {
         }
         other => MeshdError::new(format!("cluster key {}", path.display()), other),
     })
-}
-
-/// Whether other users may read the file at `path` (a cluster key should be
-/// 0600 like every other secret).
-pub fn readable_by_others(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        false
-    }
 }
 
 /// Loads the node identity at `path`, or creates one there if the file does not
@@ -153,9 +128,30 @@ mod tests {
         let key = load_cluster_key(&path).unwrap();
         let line = String::from_utf8(out).unwrap();
         assert!(line.contains(&key.fingerprint()), "{line}");
-        assert!(!readable_by_others(&path));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
         let err = keygen_cluster(&path, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cluster_key_other_users_can_read_is_refused_naming_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("open.key");
+        write_cluster_key(&path, &ClusterKey::from_bytes([7; 32])).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_cluster_key(&path).unwrap_err();
+        assert_eq!(err.what(), format!("cluster key {}", path.display()));
+        assert!(err.why().contains("lets other users read it"), "{err}");
+        assert!(err.why().contains("0644") && err.why().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_cluster_key(&path).unwrap().as_bytes(), &[7; 32]);
     }
 
     #[test]

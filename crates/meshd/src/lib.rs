@@ -34,6 +34,6 @@ pub mod server;
 
 pub use cli::{Cli, Command, NodeArgs, Profile};
 pub use datadir::DataDir;
-pub use error::MeshdError;
+pub use error::{ErrorKind, MeshdError};
 pub use operators::Operators;
 pub use server::{BLOB_ADAPTER, Meshd, NodeOptions, READY_PREFIX, StartupInfo};

@@ -25,7 +25,7 @@ use mesh_auth::{AdminVerifier, OperatorId, OperatorRegistry, PublicKey, Verifier
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::MeshdError;
+use crate::{ErrorKind, MeshdError};
 
 /// Largest operators file read (it is a short list of keys).
 pub const MAX_OPERATORS_FILE: u64 = 1 << 20;
@@ -59,16 +59,54 @@ pub struct Operators {
 
 impl Operators {
     /// Reads and checks the file at `path`.
+    ///
+    /// The file is opened once and read with a size cap ([`MAX_OPERATORS_FILE`]).
+    /// It decides who may command the node, so on Unix a file that group or
+    /// others may write (any of mode 0o022) is refused with
+    /// [`ErrorKind::WritableByOthers`], naming the file and its mode.
     pub fn load(path: &Path) -> Result<Operators, MeshdError> {
+        use std::io::Read;
         let what = || format!("operators file {}", path.display());
-        let meta = std::fs::metadata(path).map_err(|e| MeshdError::new(what(), e))?;
-        if meta.len() > MAX_OPERATORS_FILE {
-            return Err(MeshdError::new(
-                what(),
-                format!("{} bytes; an operators file is at most {MAX_OPERATORS_FILE}", meta.len()),
-            ));
+        let file = std::fs::File::open(path).map_err(|e| MeshdError::new(what(), e))?;
+        let meta = file.metadata().map_err(|e| MeshdError::new(what(), e))?;
+        if !meta.is_file() {
+            return Err(MeshdError::new(what(), "not a regular file"));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| MeshdError::new(what(), e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o022 != 0 {
+                return Err(MeshdError::new(
+                    what(),
+                    format!(
+                        "mode {mode:04o} lets other users change who may command this node; run `chmod go-w {}`",
+                        path.display()
+                    ),
+                )
+                .with_kind(ErrorKind::WritableByOthers { path: path.to_owned(), mode }));
+            }
+        }
+        let too_large = || {
+            MeshdError::new(
+                what(),
+                format!(
+                    "larger than {MAX_OPERATORS_FILE} bytes; an operators file is at most that"
+                ),
+            )
+        };
+        if meta.len() > MAX_OPERATORS_FILE {
+            return Err(too_large());
+        }
+        let mut raw = Vec::new();
+        file.take(MAX_OPERATORS_FILE + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| MeshdError::new(what(), e))?;
+        if raw.len() as u64 > MAX_OPERATORS_FILE {
+            return Err(too_large());
+        }
+        let text = String::from_utf8(raw)
+            .map_err(|e| MeshdError::new(what(), format!("not UTF-8 text: {e}")))?;
         Self::parse(&text, path)
     }
 
@@ -294,6 +332,47 @@ mod tests {
             assert!(err.contains(place), "{err:?} should name {place:?}");
             assert!(err.contains(reason), "{err:?} should say {reason:?}");
             assert!(!err.contains('\n'), "one line: {err:?}");
+        }
+    }
+
+    #[test]
+    fn load_reads_a_private_file_and_caps_its_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ops.toml");
+        let text = format!("[[operator]]\nname = \"alice\"\npublic_key = \"{}\"\n", key_hex(1));
+        std::fs::write(&path, &text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert_eq!(Operators::load(&path).unwrap().registry().len(), 1);
+
+        let big = tmp.path().join("big.toml");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_OPERATORS_FILE + 1).unwrap();
+        let err = Operators::load(&big).unwrap_err().to_string();
+        assert!(err.contains("at most"), "{err}");
+
+        let err = Operators::load(tmp.path()).unwrap_err().to_string();
+        assert!(err.starts_with("operators file "), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_write_is_refused_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ops.toml");
+        let text = format!("[[operator]]\nname = \"alice\"\npublic_key = \"{}\"\n", key_hex(1));
+        std::fs::write(&path, text).unwrap();
+        for mode in [0o666, 0o620, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Operators::load(&path).unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::WritableByOthers { path: path.clone(), mode });
+            let line = err.to_string();
+            assert!(line.contains(&path.display().to_string()), "{line}");
+            assert!(line.contains(&format!("mode {mode:04o}")), "{line}");
         }
     }
 

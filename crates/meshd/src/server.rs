@@ -21,7 +21,7 @@ use mesh_rpc::Rpc;
 use mesh_rpc::node_services::{NodeServices, serve_node_services};
 
 use crate::cli::Profile;
-use crate::keys::{load_cluster_key, load_or_create_identity, readable_by_others};
+use crate::keys::{load_cluster_key, load_or_create_identity};
 use crate::{DataDir, MeshdError, Operators};
 
 /// Name of the blob adapter every meshd serves its store under.
@@ -140,13 +140,8 @@ impl Meshd {
     /// the operators file checked out.
     pub async fn start(opts: &NodeOptions) -> Result<Meshd, MeshdError> {
         let bind = resolve_listen(&opts.listen)?;
+        // Refuses a key file other users can read (`ClusterKey::load` checks).
         let cluster_key = load_cluster_key(&opts.cluster_key)?;
-        if readable_by_others(&opts.cluster_key) {
-            tracing::warn!(
-                path = %opts.cluster_key.display(),
-                "the cluster key file is readable by other users; run `chmod 600` on it"
-            );
-        }
         let operators = opts.operators.as_deref().map(Operators::load).transpose()?;
         let profile = opts.profile.unwrap_or_else(|| Profile::default_for(bind));
         let timing = TimingProfile::by_name(profile.name())
@@ -163,11 +158,13 @@ impl Meshd {
             .map_err(|e| MeshdError::new(format!("blob store {}", blobs_path.display()), e))?;
         let store = Arc::new(store);
 
+        // Created 0600 here: the ledger opens it without choosing a mode.
+        let audit_path = data_dir.prepare_audit_file()?;
         let mut config = MeshConfig::new(cluster_key.clone())
             .bind(bind)
             .identity(identity)
             .timing(timing)
-            .audit_path(data_dir.audit_path())
+            .audit_path(audit_path)
             .admin_state_path(data_dir.admin_state_path());
         config.seeds = opts.seeds.clone();
         match &operators {

@@ -51,6 +51,13 @@ impl Fixture {
         let table = run(Command::new(&meshd).arg("keygen-operator").arg(&operator_key));
         run(Command::new(&meshd).arg("keygen-operator").arg(&stranger_key));
         std::fs::write(&operators, table).expect("operators file");
+        // meshd refuses an operators file others may write, whatever the umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&operators, std::fs::Permissions::from_mode(0o600))
+                .expect("operators file mode");
+        }
         Fixture { dir, meshd, cluster_key, operator_key, stranger_key, operators }
     }
 

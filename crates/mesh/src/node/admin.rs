@@ -6,41 +6,75 @@ use super::*;
 use crate::admin::{AdminCommand, AdminOutcome, simulate};
 use crate::daemon::DaemonControl;
 
+/// Refused envelopes without a valid operator signature a peer may send per
+/// second (and in a burst) before its envelopes are refused unread.
+const UNSIGNED_PER_SECOND: f64 = 5.0;
+const UNSIGNED_BURST: f64 = 20.0;
+/// Buckets for that budget (peers hash into them).
+pub(super) const UNSIGNED_BUDGET_SLOTS: usize = 256;
+
+pub(super) fn unsigned_budget() -> crate::budget::HashedBudget {
+    crate::budget::HashedBudget::new(UNSIGNED_BUDGET_SLOTS, UNSIGNED_PER_SECOND, UNSIGNED_BURST)
+}
+
 impl Inner {
-    /// Verifies, records and applies one envelope. Every outcome is recorded in
-    /// the ledger, accepted or not (a node without a verifier records its refusal).
-    pub(crate) fn apply_admin(self: &Arc<Self>, envelope: &SignedEnvelope) -> AdminOutcome {
-        let Some(verifier) = self.config.admin_verifier.clone() else {
-            let (code, reason) = (
-                "no_verifier".to_owned(),
-                "this node has no admin verifier installed; it refuses every command".to_owned(),
-            );
-            let record = AuditRecord {
-                ts_ms: mesh_auth::unix_now_ms(),
-                operators: Vec::new(),
-                class: envelope.body.class,
-                target: envelope.body.target.clone(),
-                payload_digest: envelope.body.payload_digest(),
-                nonce: envelope.body.nonce,
-                outcome: mesh_auth::AuditOutcome::Rejected {
-                    code: code.clone(),
-                    detail: reason.clone(),
-                },
-            };
-            let audit_seq = self.ledger.lock().append(record).ok().map(|entry| entry.seq);
-            self.dirty.store(true, Ordering::Release);
-            return AdminOutcome::Rejected { code, reason, audit_seq };
+    /// Verifies, records and applies one envelope.
+    ///
+    /// `from` is the node that delivered it (`None` for this process itself).
+    /// Only an envelope that carries at least one valid signature of a
+    /// registered operator reaches the audit ledger, accepted or refused; any
+    /// other is refused and counted (`refused.admin_unsigned`) without a ledger
+    /// entry, and a peer that sends more of those than its budget allows is
+    /// refused before any signature is checked (`refused.admin_rate_limited`).
+    /// This call may block on the ledger's fsync: run it off the async runtime.
+    pub(crate) fn apply_admin(
+        self: &Arc<Self>,
+        from: Option<NodeId>,
+        envelope: &SignedEnvelope,
+    ) -> AdminOutcome {
+        let refused = |code: &str, reason: String| AdminOutcome::Rejected {
+            code: code.to_owned(),
+            reason,
+            audit_seq: None,
         };
+        if let Some(peer) = from
+            && !self.admin_budget.lock().has(peer, Instant::now())
+        {
+            Counters::bump(&self.counters.admin_rate_limited);
+            return refused(
+                "rate_limited",
+                "too many envelopes without a valid operator signature from this node".into(),
+            );
+        }
+        let Some(verifier) = self.config.admin_verifier.clone() else {
+            Counters::bump(&self.counters.admin_unsigned);
+            return refused(
+                "no_verifier",
+                "this node has no admin verifier installed; it refuses every command".into(),
+            );
+        };
+        if let Err(e) = envelope.body.check_sizes() {
+            self.count_unsigned(from);
+            return refused("malformed", e.to_string());
+        }
         let now_ms = mesh_auth::unix_now_ms();
         // The node's own checks run inside verification, so an ICE command this
         // node refuses does not start the target's cooldown.
         let verified =
             verifier.verify_with(envelope, now_ms, |_| self.check_command(envelope, now_ms));
         let (outcome_record, decision) = match verified {
-            Err(rejection) => (
-                AuditRecord::from_verification(envelope, Err(&rejection), now_ms),
-                Err((rejection.reason.code().to_owned(), rejection.to_string())),
-            ),
+            Err(rejection) => {
+                if !verifier.has_operator_signature(envelope) {
+                    // Nobody with an operator key stands behind it: it is not
+                    // worth a ledger entry (nor a disk write).
+                    self.count_unsigned(from);
+                    return refused(rejection.reason.code(), rejection.to_string());
+                }
+                (
+                    AuditRecord::from_verification(envelope, Err(&rejection), now_ms),
+                    Err((rejection.reason.code().to_owned(), rejection.to_string())),
+                )
+            }
             Ok((v, checked)) => {
                 let mut record = AuditRecord::from_verification(envelope, Ok(&v), now_ms);
                 if let Err((code, reason)) = &checked {
@@ -68,12 +102,46 @@ impl Inner {
         match decision {
             Err((code, reason)) => AdminOutcome::Rejected { code, reason, audit_seq },
             Ok(command) => {
-                let effect = self.apply_effect(&command, now_ms);
+                let effect = self.apply_effect(&command, envelope, now_ms);
                 self.persist_admin_state();
                 self.push_now.store(true, Ordering::Release);
                 AdminOutcome::Accepted { audit_seq: audit_seq.unwrap_or_default(), effect }
             }
         }
+    }
+
+    fn count_unsigned(&self, from: Option<NodeId>) {
+        Counters::bump(&self.counters.admin_unsigned);
+        if let Some(peer) = from {
+            self.admin_budget.lock().take(peer, Instant::now());
+        }
+    }
+
+    /// Follows a freeze or thaw another node applied, if its summary carries
+    /// operator signatures this node's verifier accepts and it is newer than
+    /// the one in force here. Returns true if this node's state changed.
+    pub(crate) fn adopt_freeze(&self, proof: &crate::admin::FreezeProof) -> bool {
+        let Some(verifier) = &self.config.admin_verifier else { return false };
+        let decision = match proof.check(verifier) {
+            Ok(decision) => decision,
+            Err(reason) => {
+                tracing::debug!(%reason, "freeze proof in a peer's summary refused");
+                return false;
+            }
+        };
+        {
+            let mut admin = self.admin.lock();
+            if decision.set_at_ms <= admin.freeze_set_at_ms {
+                return false;
+            }
+            admin.freeze_set_at_ms = decision.set_at_ms;
+            admin.frozen_until_ms = decision.until_ms;
+            admin.freeze_proof = Some(proof.clone());
+        }
+        tracing::info!(until = ?decision.until_ms, "following a freeze or thaw applied elsewhere in the cluster");
+        self.persist_admin_state();
+        self.push_now.store(true, Ordering::Release);
+        true
     }
 
     /// Writes the admin state where the configuration says (if anywhere). A
@@ -87,13 +155,12 @@ impl Inner {
         }
     }
 
-    /// When the freeze in force ends, if the cluster is frozen: the latest freeze
-    /// or thaw applied by this node or reported by any cluster node's summary.
+    /// When the freeze in force here ends, if the cluster is frozen. Only this
+    /// node's own state counts: it holds the latest freeze or thaw whose
+    /// operator signatures this node checked (applied here, or adopted from a
+    /// peer's summary by [`Inner::adopt_freeze`]).
     fn cluster_frozen_until(&self, now_ms: u64) -> Option<u64> {
-        let own = self.admin.lock().clone();
-        let snapshot = self.snapshot.borrow().clone();
-        let peers = snapshot.peers.iter().filter(|p| !p.info.is_operator()).map(|p| &p.admin);
-        crate::admin::cluster_frozen_until(std::iter::once(&own).chain(peers), now_ms)
+        self.admin.lock().frozen_until_ms.filter(|until| *until > now_ms)
     }
 
     /// Checks that a verified envelope is a command this node should apply now.
@@ -157,7 +224,12 @@ impl Inner {
         Ok(command)
     }
 
-    fn apply_effect(self: &Arc<Self>, command: &AdminCommand, now_ms: u64) -> String {
+    fn apply_effect(
+        self: &Arc<Self>,
+        command: &AdminCommand,
+        envelope: &SignedEnvelope,
+        now_ms: u64,
+    ) -> String {
         let mut admin = self.admin.lock();
         match command {
             AdminCommand::Cordon { .. } => {
@@ -186,15 +258,25 @@ impl Inner {
                 admin.avoid.clear();
                 format!("avoid list cleared ({n} entries)")
             }
-            AdminCommand::Freeze { ttl_ms } => {
-                admin.frozen_until_ms = Some(now_ms.saturating_add(*ttl_ms));
-                admin.freeze_set_at_ms = now_ms;
-                format!("frozen for {ttl_ms} ms")
-            }
-            AdminCommand::Thaw => {
-                admin.frozen_until_ms = None;
-                admin.freeze_set_at_ms = now_ms;
-                "thawed".into()
+            AdminCommand::Freeze { .. } | AdminCommand::Thaw => {
+                // Timed from the envelope's issue, so every node that applies or
+                // adopts it agrees on when it ends.
+                let issued = envelope.body.issued_at_ms;
+                let Some(decision) = crate::admin::FreezeDecision::of(command, issued) else {
+                    return "nothing to do".into();
+                };
+                if decision.set_at_ms < admin.freeze_set_at_ms {
+                    return "a later freeze or thaw is already in force; nothing changed".into();
+                }
+                admin.freeze_set_at_ms = decision.set_at_ms;
+                admin.frozen_until_ms = decision.until_ms;
+                admin.freeze_proof = Some(crate::admin::FreezeProof::new(envelope));
+                match decision.until_ms {
+                    Some(until) => {
+                        format!("frozen for {} ms", until.saturating_sub(now_ms))
+                    }
+                    None => "thawed".into(),
+                }
             }
             AdminCommand::Drain { window_ms, .. } => {
                 admin.cordoned = true;

@@ -3,19 +3,118 @@
 
 use super::*;
 
+/// Handshakes this node runs as initiator at once, at most.
+pub(super) const MAX_INITIATING: usize = 1024;
+/// How old an opener may be (by its timestamp, on this node's clock).
+pub(super) const OPENER_MAX_AGE_MS: u64 = 30_000;
+/// How far ahead of this node's clock an opener may be (clock skew).
+pub(super) const OPENER_MAX_AHEAD_MS: u64 = 30_000;
+/// Zero padding in message 1's payload, so that an opener is never smaller than
+/// the answer it asks for: nobody can use a node to amplify traffic towards a
+/// forged source address.
+pub(super) const OPENER_PADDING: usize = 240;
+/// Smallest opener datagram accepted: header, ephemeral key, padding, tag.
+pub(super) const MIN_OPENER: usize = crate::wire::INIT_HEADER + 32 + OPENER_PADDING + 16;
+/// Openers remembered (for replay refusal), at most.
+const MAX_SEEN_OPENERS: usize = 65_536;
+/// Openers answered per source address: per second, and in a burst.
+const OPENERS_PER_SOURCE_PER_S: f64 = 8.0;
+const OPENERS_PER_SOURCE_BURST: f64 = 16.0;
+const SOURCE_BUDGET_SLOTS: usize = 4096;
+/// Openers answered by this node in all, per second and in a burst: each costs
+/// two Diffie-Hellman operations and a key generation.
+const OPENERS_PER_S: f64 = 2_000.0;
+const OPENERS_BURST: f64 = 512.0;
+
+/// What the responder checks before it spends anything on an opener.
+pub(crate) struct OpenerGuard {
+    seen: crate::budget::SeenSet<[u8; 32]>,
+    per_source: crate::budget::HashedBudget,
+    global: crate::budget::Bucket,
+}
+
+impl OpenerGuard {
+    pub(crate) fn new() -> Self {
+        Self {
+            seen: crate::budget::SeenSet::new(
+                Duration::from_millis(OPENER_MAX_AGE_MS + OPENER_MAX_AHEAD_MS),
+                MAX_SEEN_OPENERS,
+            ),
+            per_source: crate::budget::HashedBudget::new(
+                SOURCE_BUDGET_SLOTS,
+                OPENERS_PER_SOURCE_PER_S,
+                OPENERS_PER_SOURCE_BURST,
+            ),
+            global: crate::budget::Bucket::new(),
+        }
+    }
+}
+
 impl Inner {
-    pub(super) fn on_init(&self, sender: u32, noise: &[u8], from: SocketAddr) {
+    /// Message 1. Everything that can refuse it cheaply runs first, in this
+    /// order: size (an opener smaller than our answer is refused), timestamp
+    /// freshness, replay (an opener seen before), the per-source and global
+    /// budgets and the pending cap; then the AEAD check under the cluster key
+    /// (no Diffie-Hellman in message 1 of XXpsk0); only then the two DH
+    /// operations of message 2.
+    pub(super) fn on_init(
+        &self,
+        sender: u32,
+        timestamp_ms: u64,
+        noise: &[u8],
+        from: SocketAddr,
+        received: usize,
+    ) {
         if noise.len() > MAX_HANDSHAKE_MSG {
             Counters::bump(&self.counters.too_large);
             return;
         }
-        let Ok(mut hs) = self.static_key.responder(self.config.cluster_key.as_bytes()) else {
+        if received < MIN_OPENER || noise.len() < 32 {
+            Counters::bump(&self.counters.handshake_undersized);
+            return;
+        }
+        let now_ms = mesh_auth::unix_now_ms();
+        if timestamp_ms.saturating_add(OPENER_MAX_AGE_MS) < now_ms
+            || timestamp_ms > now_ms.saturating_add(OPENER_MAX_AHEAD_MS)
+        {
+            Counters::bump(&self.counters.handshake_stale);
+            return;
+        }
+        let mut ephemeral = [0u8; 32];
+        ephemeral.copy_from_slice(&noise[..32]);
+        let now = Instant::now();
+        {
+            let mut guard = self.opener_guard.lock();
+            if guard.seen.contains(&ephemeral, now) {
+                Counters::bump(&self.counters.handshake_replayed);
+                return;
+            }
+            if !guard.per_source.take(from, now)
+                || !guard.global.take(now, OPENERS_PER_S, OPENERS_BURST)
+            {
+                Counters::bump(&self.counters.handshake_over_budget);
+                return;
+            }
+        }
+        if self.state.lock().responding.len() >= self.config.limits.max_pending_handshakes {
+            Counters::bump(&self.counters.handshake_over_budget);
+            return;
+        }
+        let Ok(mut hs) =
+            self.static_key.responder(self.config.cluster_key.as_bytes(), timestamp_ms)
+        else {
             return;
         };
         let mut payload = [0u8; MAX_HANDSHAKE_MSG];
         if hs.read_message(noise, &mut payload).is_err() {
-            // Wrong cluster key, or garbage.
+            // Wrong cluster key, a changed timestamp, or garbage.
             Counters::bump(&self.counters.not_authenticated);
+            return;
+        }
+        // Authenticated under the cluster key: remember it, so a replay of this
+        // very opener is refused before any work.
+        if !self.opener_guard.lock().seen.insert(ephemeral, now) {
+            Counters::bump(&self.counters.handshake_over_budget);
             return;
         }
         let mut msg = [0u8; MAX_HANDSHAKE_MSG];
@@ -24,10 +123,17 @@ impl Inner {
             return;
         };
         let local = self.new_index();
+        let datagram =
+            Packet::HandshakeResp { sender: local, receiver: sender, noise: &msg[..n] }.encode();
+        if datagram.len() > received {
+            // Never answer an unverified source with more than it sent.
+            Counters::bump(&self.counters.handshake_undersized);
+            return;
+        }
         {
             let mut state = self.state.lock();
             if state.responding.len() >= self.config.limits.max_pending_handshakes {
-                Counters::bump(&self.counters.handshakes_failed);
+                Counters::bump(&self.counters.handshake_over_budget);
                 return;
             }
             state.responding.insert(
@@ -35,8 +141,6 @@ impl Inner {
                 Responding { hs, addr: from, remote_idx: sender, started: Instant::now() },
             );
         }
-        let datagram =
-            Packet::HandshakeResp { sender: local, receiver: sender, noise: &msg[..n] }.encode();
         let _ = self.send_datagram(&datagram, from);
     }
 
@@ -45,10 +149,13 @@ impl Inner {
             Counters::bump(&self.counters.unknown_session);
             return;
         };
-        let mut hs = pending.hs;
+        let Initiating { mut hs, addr, started } = pending;
         let mut payload = [0u8; MAX_HANDSHAKE_MSG];
         let Ok(len) = hs.read_message(noise, &mut payload) else {
+            // Not from the node we dialled: the handshake waits for the real
+            // answer (snow leaves its state as it was on a failed read).
             Counters::bump(&self.counters.not_authenticated);
+            self.state.lock().initiating.insert(receiver, Initiating { hs, addr, started });
             return;
         };
         let proof = match self.accept_proof(&payload[..len], hs.get_remote_static()) {
@@ -97,10 +204,15 @@ impl Inner {
             }
             return;
         };
-        let mut hs = pending.hs;
+        let Responding { mut hs, addr, remote_idx, started } = pending;
         let mut payload = [0u8; MAX_HANDSHAKE_MSG];
         let Ok(len) = hs.read_message(noise, &mut payload) else {
+            // Not from the initiator: keep waiting for its message 3.
             Counters::bump(&self.counters.not_authenticated);
+            self.state
+                .lock()
+                .responding
+                .insert(receiver, Responding { hs, addr, remote_idx, started });
             return;
         };
         let proof = match self.accept_proof(&payload[..len], hs.get_remote_static()) {
@@ -117,9 +229,9 @@ impl Inner {
         };
         let session = Arc::new(Session::new(SessionParams {
             local_idx: receiver,
-            remote_idx: pending.remote_idx,
+            remote_idx,
             peer: proof.public.node_id(),
-            addr: pending.addr,
+            addr,
             transport,
             reassembler: Reassembler::new(self.reassembly_limits()),
             now_us: self.now_us(),
@@ -243,17 +355,25 @@ impl Inner {
                 return;
             }
         }
-        let Ok(mut hs) = self.static_key.initiator(self.config.cluster_key.as_bytes()) else {
+        let timestamp_ms = mesh_auth::unix_now_ms();
+        let Ok(mut hs) =
+            self.static_key.initiator(self.config.cluster_key.as_bytes(), timestamp_ms)
+        else {
             return;
         };
         let mut msg = [0u8; MAX_HANDSHAKE_MSG];
-        let Ok(n) = hs.write_message(&[], &mut msg) else { return };
+        let Ok(n) = hs.write_message(&[0u8; OPENER_PADDING], &mut msg) else { return };
         let local = self.new_index();
-        self.state
-            .lock()
-            .initiating
-            .insert(local, Initiating { hs, addr, started: Instant::now() });
-        let datagram = Packet::HandshakeInit { sender: local, noise: &msg[..n] }.encode();
+        {
+            let mut state = self.state.lock();
+            if state.initiating.len() >= MAX_INITIATING {
+                Counters::bump(&self.counters.gossip_over_budget);
+                return;
+            }
+            state.initiating.insert(local, Initiating { hs, addr, started: Instant::now() });
+        }
+        let datagram =
+            Packet::HandshakeInit { sender: local, timestamp_ms, noise: &msg[..n] }.encode();
         let _ = self.send_datagram(&datagram, addr);
     }
 

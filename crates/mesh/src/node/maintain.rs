@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Handshakes started per maintenance tick towards members learned by gossip.
+const DIALS_PER_TICK: usize = 32;
+
 impl Inner {
     // ----- reading state -----
 
@@ -184,8 +187,12 @@ impl Inner {
                 }
                 self.routes.write().remove(&id);
             }
-            // Members learned by gossip whose turn to dial has come.
+            // Members learned by gossip whose turn to dial has come (a bounded
+            // number per tick: the rest wait for the next one).
             for known in state.known.values_mut() {
+                if to_dial.len() >= DIALS_PER_TICK {
+                    break;
+                }
                 if now >= known.next_attempt {
                     known.next_attempt = now + timing.handshake_timeout * 2;
                     to_dial.push(known.addr);

@@ -3,6 +3,32 @@
 
 use super::*;
 
+/// Members from one member list dialled at once (the others wait their turn).
+const DIALS_AT_ONCE: usize = 64;
+/// Members heard of through gossip but not yet met, at most.
+pub(super) const MAX_KNOWN: usize = 4096;
+/// New members one peer may introduce: per second, and in a burst (a joining
+/// node's first member list from its seed fits in the burst).
+const INTRODUCTIONS_PER_S: f64 = 32.0;
+const INTRODUCTIONS_BURST: f64 = 1024.0;
+
+pub(super) fn gossip_budget() -> crate::budget::HashedBudget {
+    crate::budget::HashedBudget::new(1024, INTRODUCTIONS_PER_S, INTRODUCTIONS_BURST)
+}
+
+/// Whether a gossiped address is one a member could be reached at.
+pub(crate) fn dialable(addr: &SocketAddr) -> bool {
+    if addr.port() == 0 {
+        return false;
+    }
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast())
+        }
+        std::net::IpAddr::V6(ip) => !(ip.is_unspecified() || ip.is_multicast()),
+    }
+}
+
 impl Inner {
     // ----- receiving -----
 
@@ -21,7 +47,9 @@ impl Inner {
             }
         };
         match packet {
-            Packet::HandshakeInit { sender, noise } => self.on_init(sender, noise, from),
+            Packet::HandshakeInit { sender, timestamp_ms, noise } => {
+                self.on_init(sender, timestamp_ms, noise, from, bytes.len())
+            }
             Packet::HandshakeResp { sender, receiver, noise } => {
                 self.on_resp(sender, receiver, noise, from)
             }
@@ -83,7 +111,7 @@ impl Inner {
                     }
                 }
             }
-            Frame::Members(list) => self.learn_members(list),
+            Frame::Members(list) => self.learn_members(session.peer, list),
             Frame::Leave => self.peer_left(session.peer),
             Frame::Message { kind, payload } => {
                 self.dispatch(session.peer, MessageKind(kind), Bytes::copy_from_slice(payload))
@@ -101,7 +129,7 @@ impl Inner {
                     Ok(None) => {}
                     Ok(Some(done)) if done.kind == CONTROL_KIND.0 => {
                         match Frame::decode(&done.payload) {
-                            Ok(Frame::Members(list)) => self.learn_members(list),
+                            Ok(Frame::Members(list)) => self.learn_members(session.peer, list),
                             _ => Counters::bump(&self.counters.malformed),
                         }
                     }
@@ -145,13 +173,21 @@ impl Inner {
         }
     }
 
-    pub(super) fn learn_members(&self, list: Vec<MemberEntry>) {
+    /// Members a peer told us about. What a key holder can make us do with
+    /// this is bounded: addresses nobody can be reached at (port 0, unspecified,
+    /// multicast, broadcast) are refused, each gossiping peer may introduce
+    /// only so many new members per second, and `known` is capped.
+    pub(super) fn learn_members(&self, from: NodeId, list: Vec<MemberEntry>) {
         let now = Instant::now();
         let mut dial_now = Vec::new();
         {
             let mut state = self.state.lock();
             for entry in list {
                 if entry.node_id == self.node_id {
+                    continue;
+                }
+                if !dialable(&entry.addr) {
+                    Counters::bump(&self.counters.gossip_bad_address);
                     continue;
                 }
                 if let Some(peer) = state.peers.get_mut(&entry.node_id) {
@@ -163,6 +199,10 @@ impl Inner {
                     continue;
                 }
                 if state.known.contains_key(&entry.node_id) {
+                    continue;
+                }
+                if state.known.len() >= MAX_KNOWN || !self.gossip_budget.lock().take(from, now) {
+                    Counters::bump(&self.counters.gossip_over_budget);
                     continue;
                 }
                 // The smaller id initiates at once; the larger waits a moment for
@@ -179,7 +219,8 @@ impl Inner {
                 }
             }
         }
-        for addr in dial_now {
+        // A few at once; the maintenance tick dials the rest in turn.
+        for addr in dial_now.into_iter().take(DIALS_AT_ONCE) {
             self.initiate(addr);
         }
     }

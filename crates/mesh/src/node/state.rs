@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 use crate::daemon::{DaemonControl, DaemonSlot, PendingLine};
-use crate::fold::{DaemonSummary, Fold, FoldMessage, NodeSummary, Resources};
+use crate::fold::{
+    DaemonSummary, Fold, FoldMessage, NodeSummary, Resources, SignedSummary, SummaryRefusal,
+    VerifiedSummary,
+};
 use crate::logs::{FailureRecord, LogEntry, Ring, sanitize};
 use crate::snapshot::{RingStats, SnapshotInput, ThisNode};
 
@@ -45,6 +48,9 @@ pub(crate) struct FoldState {
     next_saturation_push: Option<Instant>,
     next_forced_rebuild: Option<Instant>,
     last_rebuild: Option<Instant>,
+    /// Freeze proofs from peers' summaries this node checked and refused (or
+    /// that were not newer), so they are not checked again every tick.
+    refused_proofs: std::collections::HashSet<blake3::Hash>,
 }
 
 impl FoldState {
@@ -63,6 +69,7 @@ impl FoldState {
             next_saturation_push: None,
             next_forced_rebuild: None,
             last_rebuild: None,
+            refused_proofs: std::collections::HashSet::new(),
         }
     }
 }
@@ -137,9 +144,9 @@ impl Inner {
         }
     }
 
-    /// Polls daemons and refreshes this node's summary. Returns the summary to
-    /// push when it changed in a way peers should hear about now.
-    fn refresh_own(&self, now: Instant, force: bool) -> Option<NodeSummary> {
+    /// Polls daemons and refreshes this node's summary. Returns the summary
+    /// (signed) to push when it changed in a way peers should hear about now.
+    fn refresh_own(&self, now: Instant, force: bool) -> Option<SignedSummary> {
         let slots: Vec<Arc<DaemonSlot>> = self.daemons.read().values().cloned().collect();
         for slot in &slots {
             if let Some(reason) = slot.poll(now) {
@@ -195,13 +202,61 @@ impl Inner {
         fs.own_daemons = daemons;
         fs.own_version += 1;
         let summary = self.own_summary(&fs);
-        fs.fold.apply(summary.clone());
+        drop(fs);
+        // Signed outside the fold lock (an ed25519 signature is tens of µs).
+        let signed = match VerifiedSummary::sign(summary, &self.identity) {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::error!(error = %e, "could not sign this node's summary");
+                return None;
+            }
+        };
+        let wire = signed.signed().clone();
+        let mut fs = self.fold.lock();
+        fs.fold.apply(signed);
         fs.applied_at.insert(self.node_id, now);
         drop(fs);
         if force || significant || resources_changed {
             self.dirty.store(true, Ordering::Release);
         }
-        Some(summary)
+        Some(wire)
+    }
+
+    /// Whether `node` is a member here: a peer with (or once with) a session,
+    /// or one heard of through gossip.
+    fn is_member(&self, node: NodeId) -> bool {
+        let state = self.state.lock();
+        state.peers.contains_key(&node) || state.known.contains_key(&node)
+    }
+
+    /// Follows a newer freeze or thaw carried in peers' summaries, if its
+    /// operator signatures check out here (see [`Inner::adopt_freeze`]).
+    fn follow_cluster_freeze(&self) {
+        if self.config.admin_verifier.is_none() {
+            return;
+        }
+        let own_set_at = self.admin.lock().freeze_set_at_ms;
+        let candidates: Vec<crate::admin::FreezeProof> = {
+            let mut fs = self.fold.lock();
+            let FoldState { fold, refused_proofs, .. } = &mut *fs;
+            let mut newest: Vec<_> = fold
+                .iter()
+                .filter(|s| s.node != self.node_id && s.admin.freeze_set_at_ms > own_set_at)
+                .filter_map(|s| s.admin.freeze_proof.clone())
+                .filter(|p| !refused_proofs.contains(&blake3::hash(&p.envelope)))
+                .collect();
+            newest.dedup();
+            newest
+        };
+        for proof in candidates {
+            if !self.adopt_freeze(&proof) {
+                let mut fs = self.fold.lock();
+                if fs.refused_proofs.len() >= 256 {
+                    fs.refused_proofs.clear();
+                }
+                fs.refused_proofs.insert(blake3::hash(&proof.envelope));
+            }
+        }
     }
 
     pub(crate) fn live_peers(&self) -> Vec<NodeId> {
@@ -213,6 +268,7 @@ impl Inner {
         let handle = MeshHandle { inner: self.clone() };
         self.deliver_backpressure();
         self.gc_migrations(now);
+        self.follow_cluster_freeze();
         if let Some(summary) = self.refresh_own(now, force_push) {
             let bytes = FoldMessage::Summaries(vec![summary]).encode();
             for peer in self.live_peers() {
@@ -375,7 +431,7 @@ impl Inner {
     }
 
     async fn on_fold_message(self: &Arc<Self>, message: Incoming) {
-        let decoded = match FoldMessage::decode(&message.payload) {
+        let (decoded, opened) = match FoldMessage::decode_opened(&message.payload) {
             Ok(m) => m,
             Err(reason) => {
                 Counters::bump(&self.counters.malformed);
@@ -386,14 +442,57 @@ impl Inner {
         match decoded {
             FoldMessage::Summaries(list) => {
                 let now = Instant::now();
-                let mut fs = self.fold.lock();
-                for summary in list {
-                    // Nobody speaks for this node but this node.
-                    if summary.node == self.node_id {
+                let now_ms = mesh_auth::unix_now_ms();
+                // Only copies that would change the fold are worth a signature
+                // check: duplicates and older copies are dropped unverified.
+                let candidates: Vec<(SignedSummary, NodeSummary)> = {
+                    let fs = self.fold.lock();
+                    list.into_iter()
+                        .zip(opened)
+                        .filter(|(_, s)| {
+                            // Nobody speaks for this node but this node.
+                            s.node != self.node_id
+                        })
+                        .filter(|(_, s)| {
+                            if fs.fold.would_apply(s.node, s.stamp()) {
+                                return true;
+                            }
+                            if fs.fold.get(s.node).is_none() && fs.fold.is_full() {
+                                Counters::bump(&self.counters.fold_full);
+                            }
+                            false
+                        })
+                        .collect()
+                };
+                let mut verified = Vec::with_capacity(candidates.len());
+                for (signed, summary) in candidates {
+                    if !self.is_member(summary.node) {
+                        Counters::bump(&self.counters.fold_not_member);
                         continue;
                     }
-                    let node = summary.node;
-                    let quiet = fs.fold.get(node).is_some_and(|old| old.quiet_change(&summary));
+                    match signed.verify_opened(summary, now_ms) {
+                        Ok(v) => verified.push(v),
+                        Err(refusal) => {
+                            let counter = match &refusal {
+                                SummaryRefusal::BadSignature => &self.counters.fold_bad_signature,
+                                SummaryRefusal::WrongOwner { .. } => {
+                                    &self.counters.fold_wrong_owner
+                                }
+                                SummaryRefusal::ImplausibleStamp { .. } => {
+                                    &self.counters.fold_implausible_stamp
+                                }
+                                _ => &self.counters.malformed,
+                            };
+                            Counters::bump(counter);
+                            tracing::debug!(from = %message.from, %refusal, "fold summary refused");
+                        }
+                    }
+                }
+                let mut fs = self.fold.lock();
+                for summary in verified {
+                    let node = summary.summary().node;
+                    let quiet =
+                        fs.fold.get(node).is_some_and(|old| old.quiet_change(summary.summary()));
                     if fs.fold.apply(summary) {
                         fs.applied_at.insert(node, now);
                         // Saturation and resource figures alone wait for the
