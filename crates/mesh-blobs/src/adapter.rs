@@ -17,7 +17,9 @@
 //! [`MeshBlobAdapter::fetch`] reads a blob in ranges of [`AdapterConfig::range_size`]
 //! (1 MiB by default, well under mesh-rpc's 4 MiB message limit), all from the
 //! same adapter of the same peer, hashes the bytes as they arrive and stores them
-//! only if the whole blob hashes to the hash asked for. Bytes that do not match,
+//! only if the whole blob hashes to the hash asked for. The buffer grows with the
+//! bytes received, never to the size the peer announces (a peer announcing a huge
+//! blob must send it to cost us memory). Bytes that do not match,
 //! and answers whose lengths do not add up, are counted
 //! ([`AdapterMetrics::integrity_failures`]) and fail the fetch with
 //! [`BlobError::Integrity`]; nothing is stored. Without a named peer, the adapter
@@ -28,10 +30,15 @@
 //! # Serving
 //!
 //! Handlers run on their own tasks ([`mesh_rpc::ServeOptions::spawned`]) and read
-//! the store on tokio's blocking pool. A blob that takes several ranges is read
-//! (and verified by the store) once and kept in a small serve cache
-//! ([`AdapterConfig::serve_cache_bytes`], [`AdapterConfig::serve_cache_ttl`]) while
-//! its ranges are fetched, instead of being re-read for every range.
+//! the store on tokio's blocking pool. Each caller node may have at most
+//! [`wire::MAX_IN_FLIGHT_PER_CALLER`] calls to a node's blob services in flight;
+//! further calls are refused with `resource_exhausted` (counted in
+//! [`AdapterMetrics::refused`]), not queued. A `blobs.get` reads and verifies only
+//! the chunks covering its range ([`BlobStore::get_range`]), never the whole
+//! blob. A range that ends inside a chunk leaves that verified chunk in a small
+//! serve cache ([`AdapterConfig::serve_cache_bytes`],
+//! [`AdapterConfig::serve_cache_ttl`]), so a fetch whose ranges do not line up
+//! with chunks does not re-read a chunk for every range.
 //!
 //! Layout: [`wire`] (public: service names and messages), `serve` (the per-node
 //! registry, the handlers and the serve cache), `fetch` (the calling side).
@@ -93,11 +100,11 @@ pub struct AdapterConfig {
     /// Inventory entries asked for per `blobs.list` call (default 4096; servers
     /// cap it at [`wire::MAX_LIST_PAGE`]).
     pub list_page: u32,
-    /// Bytes of recently served multi-range blobs kept in memory while their
-    /// ranges are fetched (default 256 MiB; the most recent blob is kept even if
-    /// it alone is larger).
+    /// Bytes of recently read chunks kept in memory while the rest of them is
+    /// fetched, when a served range ends inside a chunk (default 64 MiB; the most
+    /// recent chunk is kept even if it alone is larger).
     pub serve_cache_bytes: u64,
-    /// How long a cached blob stays after its last range was served (default 5 s).
+    /// How long a cached chunk stays after it was last served from (default 5 s).
     pub serve_cache_ttl: Duration,
 }
 
@@ -110,7 +117,7 @@ impl Default for AdapterConfig {
             retries: 3,
             max_fetch_size: DEFAULT_MAX_BLOB_SIZE,
             list_page: 4096,
-            serve_cache_bytes: 256 << 20,
+            serve_cache_bytes: 64 << 20,
             serve_cache_ttl: Duration::from_secs(5),
         }
     }
@@ -205,6 +212,11 @@ pub struct AdapterMetrics {
     /// `blobs.get` calls this adapter could not answer because its store failed
     /// (an integrity error or an I/O error on read).
     pub serve_errors: u64,
+    /// Calls to this node's blob services (`blobs.get`, `blobs.has`,
+    /// `blobs.list`) refused because their caller already had
+    /// [`wire::MAX_IN_FLIGHT_PER_CALLER`] in flight. Counted per node: every
+    /// adapter on the node reports the same figure.
+    pub refused: u64,
 }
 
 /// One adapter's inventory, as the deck shows it.
@@ -440,6 +452,7 @@ impl AdapterInner {
             serves: c.serves.load(Relaxed),
             bytes_served: c.bytes_served.load(Relaxed),
             serve_errors: c.serve_errors.load(Relaxed),
+            refused: self.services.refused(),
         }
     }
 

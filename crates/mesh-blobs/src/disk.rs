@@ -145,6 +145,10 @@ impl BlobStore for DiskLog {
         self.engine.get(hash)
     }
 
+    fn get_range(&self, hash: &Hash, offset: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
+        self.engine.get_range(hash, offset, len)
+    }
+
     fn has(&self, hash: &Hash) -> bool {
         self.engine.has(hash)
     }

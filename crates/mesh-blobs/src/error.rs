@@ -48,6 +48,21 @@ pub enum BlobError {
         /// peer sent what ...).
         detail: String,
     },
+    /// A range read ([`crate::BlobStore::get_range`]) asked for bytes past the end
+    /// of the blob (nothing was read).
+    #[error(
+        "range of {len} bytes at offset {offset} is past the end of blob {hash} ({size} bytes)"
+    )]
+    OutOfRange {
+        /// The blob.
+        hash: Hash,
+        /// First byte asked for.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// The blob's size.
+        size: u64,
+    },
     /// A file or directory operation of the disk log failed.
     #[error("{op} {path}: {source}")]
     Io {

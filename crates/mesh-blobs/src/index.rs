@@ -33,6 +33,10 @@ pub(crate) struct BlobEntry {
     pub(crate) last_read_ms: Option<u64>,
     pub(crate) read_count: u64,
     pub(crate) pinned: bool,
+    /// The chunk names are known to merge into the blob's hash: true for blobs
+    /// hashed by this process, set for others by the first read that checks it,
+    /// so range reads need not merge every chunk name each time.
+    pub(crate) names_checked: bool,
     /// Recency key: larger is more recent. Unique per blob.
     tick: u64,
 }
@@ -434,7 +438,8 @@ impl<L: Clone> Index<L> {
 }
 
 impl BlobEntry {
-    /// A new entry (recency is assigned by [`Index::add_blob`]).
+    /// A new entry (recency is assigned by [`Index::add_blob`]), its chunk names
+    /// not yet checked against its hash.
     pub(crate) fn new(size: u64, chunks: Arc<[Hash]>, stored_at_ms: u64, pinned: bool) -> Self {
         BlobEntry {
             size,
@@ -444,6 +449,7 @@ impl BlobEntry {
             last_read_ms: None,
             read_count: 0,
             pinned,
+            names_checked: false,
             tick: 0,
         }
     }

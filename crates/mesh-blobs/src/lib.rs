@@ -11,7 +11,8 @@
 //! prefixes, new versions of a file) they have the same name; at other positions
 //! a fast content key finds them and a byte comparison confirms them. Every read
 //! re-hashes the content and returns [`BlobError::Integrity`], never the bytes,
-//! on a mismatch.
+//! on a mismatch; a range read ([`BlobStore::get_range`]) reads and re-hashes
+//! only the chunks covering the range.
 //!
 //! Two backends implement the [`BlobStore`] trait:
 //!
@@ -44,7 +45,9 @@
 //! A [`MeshBlobAdapter`] puts a store on a mesh node: it serves the store's blobs
 //! to other nodes over `mesh-rpc` (`blobs.get`, `blobs.has`, `blobs.list`, see
 //! [`wire`]) and fetches theirs by hash, verifying every fetched blob against its
-//! hash before storing it.
+//! hash before storing it. The services treat callers as untrusted: a range
+//! request reads only the chunks it covers, and each caller node may have only a
+//! few calls in flight ([`wire::MAX_IN_FLIGHT_PER_CALLER`]).
 
 mod adapter;
 mod config;

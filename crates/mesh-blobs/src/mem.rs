@@ -119,6 +119,34 @@ impl MemLog {
             }
         }
     }
+
+    /// Replaces the stored bytes of chunk `i` of a blob (in its chunk and in the
+    /// blob's whole buffer) with `f` applied to them, to damage one chunk in tests.
+    #[cfg(test)]
+    pub(crate) fn tamper_chunk(&self, hash: &Hash, i: usize, f: impl Fn(&[u8]) -> Vec<u8>) {
+        let mut index = self.engine.index.write();
+        let Some(chunk) = index.blobs.get(hash).and_then(|b| b.chunks.get(i).copied()) else {
+            return;
+        };
+        let name = index.primary_of(&chunk).unwrap_or(chunk);
+        let mut damaged = None;
+        if let Some(crate::index::Stored::At(loc)) =
+            index.chunks.get_mut(&name).map(|e| &mut e.stored)
+        {
+            let bytes = Bytes::from(f(loc));
+            *loc = bytes.clone();
+            damaged = Some(bytes);
+        }
+        if let (Some(entry), Some(bytes)) = (index.blobs.get_mut(hash), damaged) {
+            if let Some(whole) = &entry.whole {
+                let start = i * crate::CHUNK_SIZE;
+                let mut copy = whole.to_vec();
+                let end = (start + bytes.len()).min(copy.len());
+                copy[start..end].copy_from_slice(&bytes[..end - start]);
+                entry.whole = Some(Bytes::from(copy));
+            }
+        }
+    }
 }
 
 impl BlobStore for MemLog {
@@ -132,6 +160,10 @@ impl BlobStore for MemLog {
 
     fn get(&self, hash: &Hash) -> Result<Option<Bytes>, BlobError> {
         self.engine.get(hash)
+    }
+
+    fn get_range(&self, hash: &Hash, offset: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
+        self.engine.get_range(hash, offset, len)
     }
 
     fn has(&self, hash: &Hash) -> bool {

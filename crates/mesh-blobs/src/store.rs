@@ -46,6 +46,30 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// (never the bytes) if the stored content does not match.
     fn get(&self, hash: &Hash) -> Result<Option<Bytes>, BlobError>;
 
+    /// Bytes `offset..offset + len` of the blob, reading and checking only the
+    /// chunks that cover them: each covering chunk is re-hashed against its
+    /// chaining value, and the blob's chunk names against `hash` (so every byte
+    /// returned is verified against the blob's hash without reading the rest).
+    ///
+    /// `Ok(None)` if the store does not hold the blob; [`BlobError::OutOfRange`]
+    /// if the range does not lie within the blob (an empty range at its end is
+    /// fine); [`BlobError::Integrity`] (never the bytes) if a covering chunk does
+    /// not match. Damage outside the range is not looked for. Counted in
+    /// [`Metrics::gets`] and [`Metrics::range_gets`].
+    ///
+    /// The default implementation reads the whole blob with [`BlobStore::get`]
+    /// and slices it; [`crate::MemLog`] and [`crate::DiskLog`] read only the
+    /// covering chunks.
+    fn get_range(&self, hash: &Hash, offset: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
+        let Some(data) = self.get(hash)? else { return Ok(None) };
+        let size = data.len() as u64;
+        match offset.checked_add(len) {
+            // Both fit in usize: they are at most `data.len()`.
+            Some(end) if end <= size => Ok(Some(data.slice(offset as usize..end as usize))),
+            _ => Err(BlobError::OutOfRange { hash: *hash, offset, len, size }),
+        }
+    }
+
     /// Whether the store holds the blob (no read, no integrity check).
     fn has(&self, hash: &Hash) -> bool;
 
@@ -114,14 +138,19 @@ pub struct Metrics {
     pub dedup_puts: u64,
     /// Bytes of chunk content actually written by puts (after deduplication).
     pub bytes_written: u64,
-    /// `get` calls.
+    /// `get` and `get_range` calls.
     pub gets: u64,
-    /// `get` calls that returned bytes.
+    /// Of those, `get_range` calls.
+    pub range_gets: u64,
+    /// `get` and `get_range` calls that returned bytes.
     pub hits: u64,
-    /// `get` calls for blobs the store does not hold.
+    /// `get` and `get_range` calls for blobs the store does not hold.
     pub misses: u64,
-    /// Bytes returned by `get`.
+    /// Bytes returned by `get` and `get_range`.
     pub bytes_read: u64,
+    /// Chunks whose bytes reads hashed and checked against their chaining value
+    /// (every chunk of the blob for `get`, the covering ones for `get_range`).
+    pub chunks_verified: u64,
     /// Blobs removed by `delete`.
     pub deletes: u64,
     /// Blobs evicted to make room.

@@ -16,6 +16,9 @@ trait Harness {
 
     /// Flips one bit of every chunk of a stored blob.
     fn corrupt(&self, store: &Self::Store, hash: &Hash);
+
+    /// Flips one bit of chunk `i` of a stored blob.
+    fn corrupt_chunk(&self, store: &Self::Store, hash: &Hash, i: usize);
 }
 
 struct Mem;
@@ -36,6 +39,27 @@ impl Harness for Mem {
             copy
         });
     }
+
+    fn corrupt_chunk(&self, store: &MemLog, hash: &Hash, i: usize) {
+        store.tamper_chunk(hash, i, |bytes| {
+            let mut copy = bytes.to_vec();
+            if let Some(b) = copy.last_mut() {
+                *b ^= 0x01;
+            }
+            copy
+        });
+    }
+}
+
+/// Flips the last bit of a chunk stored at `offset` (`len` bytes) in `path`.
+fn flip_last_bit(path: &std::path::Path, offset: u64, len: u32) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let at = offset + u64::from(len.saturating_sub(1));
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).unwrap();
+    byte[0] ^= 0x01;
+    file.write_all_at(&byte, at).unwrap();
 }
 
 struct Disk {
@@ -57,15 +81,14 @@ impl Harness for Disk {
     }
 
     fn corrupt(&self, store: &DiskLog, hash: &Hash) {
-        use std::os::unix::fs::FileExt;
         for (path, offset, len) in store.chunk_files(hash) {
-            let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
-            let at = offset + u64::from(len.saturating_sub(1));
-            let mut byte = [0u8];
-            file.read_exact_at(&mut byte, at).unwrap();
-            byte[0] ^= 0x01;
-            file.write_all_at(&byte, at).unwrap();
+            flip_last_bit(&path, offset, len);
         }
+    }
+
+    fn corrupt_chunk(&self, store: &DiskLog, hash: &Hash, i: usize) {
+        let (path, offset, len) = store.chunk_files(hash).swap_remove(i);
+        flip_last_bit(&path, offset, len);
     }
 }
 
@@ -364,6 +387,89 @@ fn corruption_is_an_integrity_error<H: Harness>(h: &H) {
     assert!(store.metrics().integrity_failures >= 4);
 }
 
+/// Range reads return exactly the bytes asked for, at every chunk boundary;
+/// ranges past the end are errors and absent blobs are `None`.
+fn range_reads_return_exactly_the_range<H: Harness>(h: &H) {
+    let store = h.store(StoreConfig::default());
+    for (seed, &len) in BOUNDARY_SIZES.iter().enumerate() {
+        let data = content(len, seed as u64 + 200);
+        let hash = store.put(Bytes::from(data.clone())).unwrap();
+        let n = len as u64;
+        let mut ranges = vec![(0, n), (0, 0), (n, 0), (n / 2, n - n / 2), (n / 3, n / 3)];
+        if n > C as u64 {
+            let c = C as u64;
+            ranges.extend([(c - 1, 2), (c, n - c), (1, n - 2), (c, 0), (c - 10, 10)]);
+        }
+        for (offset, want) in ranges {
+            let got = store.get_range(&hash, offset, want).unwrap().unwrap();
+            let (from, to) = (offset as usize, (offset + want) as usize);
+            assert!(got == data[from..to], "len {len}: range {offset}+{want}");
+        }
+        for (offset, want) in [(n + 1, 0), (n, 1), (0, n + 1), (1, u64::MAX), (u64::MAX, 2)] {
+            match store.get_range(&hash, offset, want) {
+                Err(BlobError::OutOfRange { hash: h, offset: o, len: l, size })
+                    if h == hash && (o, l, size) == (offset, want, n) => {}
+                other => panic!("len {len}: range {offset}+{want}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(store.get_range(&Hash::of(b"absent"), 0, 1).unwrap(), None);
+    let m = store.metrics();
+    assert_eq!(m.range_gets, m.gets);
+    assert_eq!(m.misses, 1);
+}
+
+/// A range read reads and verifies only the chunks covering the range: damage
+/// to another chunk does not fail it, damage to a covering one does.
+fn range_reads_verify_only_covering_chunks<H: Harness>(h: &H) {
+    let store = h.store(StoreConfig::default());
+    let c = C as u64;
+    let data = content(4 * C + 100, 300);
+    let hash = store.put(Bytes::from(data.clone())).unwrap();
+    let verified = |store: &H::Store| store.metrics().chunks_verified;
+    let range = |offset: u64, len: u64| {
+        let bytes = store.get_range(&hash, offset, len)?.expect("stored");
+        assert!(bytes == data[offset as usize..(offset + len) as usize]);
+        Ok::<_, BlobError>(())
+    };
+
+    let before = verified(&store);
+    range(2 * c + 10, 1000).unwrap();
+    assert_eq!(verified(&store) - before, 1, "one covering chunk");
+    let before = verified(&store);
+    range(c + 5, 2 * c).unwrap();
+    assert_eq!(verified(&store) - before, 3, "chunks 1, 2 and 3");
+    let before = verified(&store);
+    range(4 * c, 100).unwrap();
+    assert_eq!(verified(&store) - before, 1, "the tail chunk");
+    let before = verified(&store);
+    range(3 * c, 0).unwrap();
+    assert_eq!(verified(&store) - before, 0, "an empty range reads nothing");
+    let before = verified(&store);
+    store.get(&hash).unwrap().unwrap();
+    assert_eq!(verified(&store) - before, 5, "a whole read checks every chunk");
+
+    h.corrupt_chunk(&store, &hash, 4);
+    range(0, 4 * c).unwrap();
+    range(c - 1, 2).unwrap();
+    let err = range(4 * c - 1, 2).unwrap_err();
+    assert!(err.is_integrity(), "{err}");
+    assert!(store.get(&hash).unwrap_err().is_integrity());
+    // Still refused, while the intact chunks still read.
+    assert!(range(4 * c, 1).unwrap_err().is_integrity());
+    range(3 * c, c).unwrap();
+    // Putting the content again repairs the damaged chunk.
+    assert_eq!(store.put(Bytes::from(data.clone())).unwrap(), hash);
+    range(4 * c - 1, 101).unwrap();
+
+    // A blob of one chunk is checked against the blob hash itself.
+    let small = content(5000, 301);
+    let one = store.put_slice(&small).unwrap();
+    assert!(store.get_range(&one, 10, 20).unwrap().unwrap() == small[10..30]);
+    h.corrupt_chunk(&store, &one, 0);
+    assert!(store.get_range(&one, 10, 20).unwrap_err().is_integrity());
+}
+
 fn inventory_and_metrics<H: Harness>(h: &H) {
     let store = h.store(StoreConfig::default());
     let a = store.put_slice(b"alpha").unwrap();
@@ -501,6 +607,22 @@ fn corruption_is_an_integrity_error_mem() {
 #[test]
 fn corruption_is_an_integrity_error_disk() {
     corruption_is_an_integrity_error(&Disk::new());
+}
+#[test]
+fn range_reads_return_exactly_the_range_mem() {
+    range_reads_return_exactly_the_range(&Mem);
+}
+#[test]
+fn range_reads_return_exactly_the_range_disk() {
+    range_reads_return_exactly_the_range(&Disk::new());
+}
+#[test]
+fn range_reads_verify_only_covering_chunks_mem() {
+    range_reads_verify_only_covering_chunks(&Mem);
+}
+#[test]
+fn range_reads_verify_only_covering_chunks_disk() {
+    range_reads_verify_only_covering_chunks(&Disk::new());
 }
 #[test]
 fn inventory_and_metrics_mem() {

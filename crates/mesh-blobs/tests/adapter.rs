@@ -1,25 +1,28 @@
 //! Blob adapters on real nodes on 127.0.0.1: a blob put on one node is fetched on
 //! another (one range and many, from a named peer and from whoever holds it), lying
 //! peers are detected and nothing they sent is stored, several adapters share a
-//! node's services, and inventories are listed page by page.
+//! node's services, and inventories are listed page by page. Hostile callers: a
+//! range is served from its covering chunks only, each caller gets a few calls in
+//! flight and no more, and a peer announcing a huge blob does not make the
+//! fetcher allocate it.
 //!
 //! Deadlines are generous and every wait is a wait-for-condition (the machine may
 //! be loaded).
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mesh::testing::Cluster;
 use mesh::{ClusterKey, MeshConfig, NodeId};
-use mesh_blobs::wire::{self, GetRequest, GetResponse};
+use mesh_blobs::wire::{self, GetRequest, GetResponse, HasRequest, Holding, ListPage, ListRequest};
 use mesh_blobs::{
-    AdapterConfig, BlobError, BlobStore, DiskLog, Hash, InventoryEntry, MemLog, MeshBlobAdapter,
-    Metrics, StoreConfig,
+    AdapterConfig, BlobError, BlobStore, CHUNK_SIZE, DiskLog, Hash, InventoryEntry, MemLog,
+    MeshBlobAdapter, Metrics, StoreConfig,
 };
-use mesh_rpc::{Rpc, RpcError, RpcStatus, StatusCode};
+use mesh_rpc::{CallOptions, Rpc, RpcError, RpcStatus, Side, StatusCode};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -172,8 +175,9 @@ async fn a_blob_put_on_a_is_fetched_on_b() {
     assert_eq!((mb.store.blobs, mb.store.puts), (2, 2));
     let ma = a.metrics();
     assert_eq!((ma.serves, ma.bytes_served, ma.serve_errors), (6, 10 + data.len() as u64, 0));
-    // The big blob was read from disk once for its five ranges (the serve cache).
-    assert_eq!(ma.store.gets, 2);
+    // Each range was read from disk as the one chunk it covers, once.
+    assert_eq!((ma.store.gets, ma.store.range_gets, ma.store.chunks_verified), (6, 6, 6));
+    assert_eq!(ma.refused, 0);
 
     // The deck's view of the local inventory.
     let inventory = b.list();
@@ -413,4 +417,341 @@ async fn a_full_store_refuses_before_downloading() {
     // Only the first range was read.
     let m = b.metrics();
     assert_eq!((m.bytes_fetched, m.integrity_failures, m.fetch_failures), (1024, 0, 1));
+}
+
+/// Patient options for raw calls to the blob services.
+fn call_options() -> CallOptions {
+    CallOptions::default().deadline(DEADLINE)
+}
+
+/// Raw `blobs.get` of `len` bytes at `offset`.
+async fn get_range(
+    rpc: &Rpc,
+    node: NodeId,
+    hash: Hash,
+    offset: u64,
+    len: u32,
+) -> Result<GetResponse, RpcError> {
+    let request = GetRequest { adapter: None, hash, offset, len };
+    rpc.call(node, wire::GET, &request, call_options()).await
+}
+
+/// Flips a byte inside `needle`, found in one of `files` (the content is random,
+/// so it is found once).
+fn flip_byte_of(files: &[std::path::PathBuf], needle: &[u8]) {
+    for path in files {
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at + needle.len() / 2] ^= 0x01;
+            std::fs::write(path, bytes).unwrap();
+            return;
+        }
+    }
+    panic!("content not found in the segment files");
+}
+
+fn is_remote(result: &Result<impl std::fmt::Debug, RpcError>, want: StatusCode) -> bool {
+    matches!(result, Err(RpcError::Remote { code, .. }) if *code == want)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_is_served_from_its_covering_chunks_only() {
+    let cluster = cluster(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(DiskLog::open(dir.path(), Default::default()).unwrap());
+    let store: Arc<dyn BlobStore> = disk.clone();
+    let a = adapter(&cluster, 0, "a", store, patient());
+    let (id_a, caller) = (node_id(&cluster, 0), rpc(&cluster, 1));
+    let c = CHUNK_SIZE as u64;
+    let data = content(4 * CHUNK_SIZE + 1000, 7);
+    let total = data.len() as u64;
+    let hash = a.store().put_slice(&data).unwrap();
+    let verified = || a.metrics().store.chunks_verified;
+    let bytes = |offset: u64, len: u64| &data[offset as usize..(offset + len) as usize];
+
+    // Inside chunk 2: that chunk alone is read and verified.
+    let got = get_range(&caller, id_a, hash, 2 * c + 100, 5000).await.unwrap();
+    assert_eq!((got.total, got.adapter.as_str()), (total, "a"));
+    assert!(got.data == bytes(2 * c + 100, 5000));
+    assert_eq!(verified(), 1);
+    // Across the boundary of chunks 0 and 1: both.
+    let got = get_range(&caller, id_a, hash, c - 10, 20).await.unwrap();
+    assert!(got.data == bytes(c - 10, 20));
+    assert_eq!(verified(), 3);
+    // The range ended inside chunk 1: the next range there comes from the serve
+    // cache, verified when it was read.
+    let got = get_range(&caller, id_a, hash, c + 10, 1000).await.unwrap();
+    assert!(got.data == bytes(c + 10, 1000));
+    assert_eq!(verified(), 3);
+    // A length above the message limit is cut to the largest range.
+    let got = get_range(&caller, id_a, hash, 0, u32::MAX).await.unwrap();
+    let max_range = (mesh_rpc::DEFAULT_MAX_MESSAGE - wire::RESPONSE_OVERHEAD) as u64;
+    assert!(got.data == bytes(0, max_range));
+    // Chunks 0 and 3 are read; 1 and 2 are still cached, as the earlier ranges
+    // ended inside them.
+    assert_eq!(verified(), 5);
+    let m = a.metrics().store;
+    assert_eq!((m.gets, m.range_gets), (4, 4), "one store read per run of chunks");
+
+    // At the end: nothing; past it: out_of_range, typed, no panic.
+    let got = get_range(&caller, id_a, hash, total, 10).await.unwrap();
+    assert!(got.data.is_empty() && got.total == total);
+    for offset in [total + 1, u64::MAX] {
+        let past = get_range(&caller, id_a, hash, offset, 10).await;
+        assert!(is_remote(&past, StatusCode::OutOfRange), "{past:?}");
+    }
+    assert_eq!(a.metrics().serve_errors, 0);
+
+    // Damage the last chunk (4) on disk: ranges outside it are still served
+    // (they never read it), ranges over it are data_loss, never bytes.
+    flip_byte_of(&disk.segment_paths(), &data[4 * CHUNK_SIZE + 500..4 * CHUNK_SIZE + 564]);
+    let got = get_range(&caller, id_a, hash, c / 2, 1000).await.unwrap();
+    assert!(got.data == bytes(c / 2, 1000));
+    let got = get_range(&caller, id_a, hash, 3 * c, c as u32).await.unwrap();
+    assert!(got.data == bytes(3 * c, c));
+    let damaged = get_range(&caller, id_a, hash, 4 * c + 100, 10).await;
+    assert!(is_remote(&damaged, StatusCode::DataLoss), "{damaged:?}");
+    let damaged = get_range(&caller, id_a, hash, 3 * c, c as u32 + 1).await;
+    assert!(is_remote(&damaged, StatusCode::DataLoss), "{damaged:?}");
+    assert_eq!(a.metrics().serve_errors, 2);
+    // A whole fetch of it fails the same way and stores nothing.
+    let b = adapter(&cluster, 1, "b", mem(), patient());
+    let err = b.fetch(hash, Some(id_a)).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            BlobError::Rpc { source: RpcError::Remote { code: StatusCode::DataLoss, .. }, .. }
+        ),
+        "{err}"
+    );
+    assert!(!b.store().has(&hash));
+}
+
+/// A store whose range reads wait at a gate until it opens.
+#[derive(Debug, Default)]
+struct GatedStore {
+    inner: MemLog,
+    open: Mutex<bool>,
+    opened: Condvar,
+    waiting: AtomicUsize,
+}
+
+impl GatedStore {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+/// Opens the gate when dropped, so a failing test does not leave blocking
+/// reads (which the runtime waits for) stuck.
+struct OpenOnDrop(Arc<GatedStore>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+impl BlobStore for GatedStore {
+    fn put(&self, data: Bytes) -> Result<Hash, BlobError> {
+        self.inner.put(data)
+    }
+
+    fn put_stream(&self, reader: &mut dyn Read) -> Result<Hash, BlobError> {
+        self.inner.put_stream(reader)
+    }
+
+    fn get(&self, hash: &Hash) -> Result<Option<Bytes>, BlobError> {
+        self.inner.get(hash)
+    }
+
+    fn get_range(&self, hash: &Hash, offset: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
+        self.waiting.fetch_add(1, SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        drop(open);
+        self.waiting.fetch_sub(1, SeqCst);
+        self.inner.get_range(hash, offset, len)
+    }
+
+    fn has(&self, hash: &Hash) -> bool {
+        self.inner.has(hash)
+    }
+
+    fn delete(&self, hash: &Hash) -> Result<bool, BlobError> {
+        self.inner.delete(hash)
+    }
+
+    fn pin(&self, hash: &Hash) -> Result<bool, BlobError> {
+        self.inner.pin(hash)
+    }
+
+    fn unpin(&self, hash: &Hash) -> Result<bool, BlobError> {
+        self.inner.unpin(hash)
+    }
+
+    fn list(&self) -> Vec<InventoryEntry> {
+        self.inner.list()
+    }
+
+    fn entry(&self, hash: &Hash) -> Option<InventoryEntry> {
+        self.inner.entry(hash)
+    }
+
+    fn metrics(&self) -> Metrics {
+        self.inner.metrics()
+    }
+}
+
+/// Waits (generously) until `done` holds.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_caller_gets_a_few_calls_in_flight_and_no_more() {
+    let cluster = cluster(3).await;
+    let gated = Arc::new(GatedStore::default());
+    let _open_at_end = OpenOnDrop(gated.clone());
+    let store: Arc<dyn BlobStore> = gated.clone();
+    let a = adapter(&cluster, 0, "a", store, patient());
+    let data = content(1000, 8);
+    let hash = a.store().put_slice(&data).unwrap();
+    let (id_a, server, hostile, other) =
+        (node_id(&cluster, 0), rpc(&cluster, 0), rpc(&cluster, 1), rpc(&cluster, 2));
+    let cap = wire::MAX_IN_FLIGHT_PER_CALLER;
+
+    // The caller fills its slots with reads that hang in the store, and gives
+    // up on them after a short deadline.
+    let short = Duration::from_secs(5);
+    let mut stuck = tokio::task::JoinSet::new();
+    for _ in 0..cap {
+        let rpc = hostile.clone();
+        let request = GetRequest { adapter: None, hash, offset: 0, len: 100 };
+        let options = CallOptions::default().deadline(short);
+        stuck.spawn(
+            async move { rpc.call::<_, GetResponse>(id_a, wire::GET, &request, options).await },
+        );
+    }
+    wait_for("the reads wait in the store", || gated.waiting.load(SeqCst) == cap).await;
+
+    // One more call of any of the three services is refused at once.
+    let get = get_range(&hostile, id_a, hash, 0, 100).await;
+    assert!(is_remote(&get, StatusCode::ResourceExhausted), "{get:?}");
+    let has_request = HasRequest { adapter: None, hash };
+    let has: Result<Vec<Holding>, _> =
+        hostile.call(id_a, wire::HAS, &has_request, call_options()).await;
+    assert!(is_remote(&has, StatusCode::ResourceExhausted), "{has:?}");
+    let list_request = ListRequest { adapter: None, after: None, limit: 10 };
+    let list: Result<ListPage, _> =
+        hostile.call(id_a, wire::LIST, &list_request, call_options()).await;
+    assert!(is_remote(&list, StatusCode::ResourceExhausted), "{list:?}");
+    assert_eq!(a.metrics().refused, 3);
+    // Another caller is served meanwhile.
+    let holdings: Vec<Holding> =
+        other.call(id_a, wire::HAS, &has_request, call_options()).await.unwrap();
+    assert_eq!(holdings, vec![Holding { adapter: "a".into(), size: 1000 }]);
+
+    // The stuck calls run out of time (the server drops their handlers, at its
+    // deadline or on the caller's cancel), but their reads still hold the
+    // slots: a short deadline does not let a caller pile up work.
+    let finished_gets = || {
+        let stats = server.stats().services;
+        let get = stats.iter().find(|s| s.side == Side::Server && s.service == wire::GET);
+        get.map_or(0, |s| s.calls)
+    };
+    let before = finished_gets();
+    while let Some(joined) = stuck.join_next().await {
+        let result = joined.unwrap();
+        assert!(matches!(result, Err(RpcError::Timeout { .. })), "{result:?}");
+    }
+    let all_ended = || finished_gets() == before + cap as u64;
+    wait_for("the server dropped the stuck handlers", all_ended).await;
+    assert_eq!(gated.waiting.load(SeqCst), cap, "the reads are still running");
+    let has: Result<Vec<Holding>, _> =
+        hostile.call(id_a, wire::HAS, &has_request, call_options()).await;
+    assert!(is_remote(&has, StatusCode::ResourceExhausted), "{has:?}");
+    assert_eq!(a.metrics().refused, 4);
+
+    // Once the reads finish, the slots are free again.
+    gated.open();
+    wait_for("the reads finished", || gated.waiting.load(SeqCst) == 0).await;
+    let started = Instant::now();
+    let got = loop {
+        match get_range(&hostile, id_a, hash, 0, 2000).await {
+            Err(RpcError::Remote { code: StatusCode::ResourceExhausted, .. }) => {
+                assert!(started.elapsed() < DEADLINE, "slots never freed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert!(got.data == data[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_a_huge_blob_costs_only_what_it_sends() {
+    let cluster = cluster(2).await;
+    let range = 64 * 1024u32;
+    // No size limit of our own: only the buffer's growth stands between the
+    // peer's claim and an allocation of that size.
+    let b = adapter(
+        &cluster,
+        1,
+        "b",
+        mem(),
+        patient().with_range_size(range).with_max_fetch_size(u64::MAX),
+    );
+    let fake = node_id(&cluster, 0);
+    let (endless, vanishing) = (Hash::of(b"endless"), Hash::of(b"vanishing"));
+    let fake_rpc = rpc(&cluster, 0);
+    // Claims the largest possible blob (reserving it up front would fail with
+    // "capacity overflow"), or a 1 TiB one, sends three ranges of it and then
+    // an empty range or an error.
+    let _get = fake_rpc
+        .serve(wire::GET, move |req: GetRequest, _ctx| async move {
+            let sent_enough = req.offset >= 3 * u64::from(range);
+            let data =
+                if sent_enough { Bytes::new() } else { Bytes::from(vec![0u8; req.len as usize]) };
+            match req.hash {
+                h if h == endless => {
+                    Ok(GetResponse { adapter: "fake".into(), total: u64::MAX, data })
+                }
+                h if h == vanishing && !sent_enough => {
+                    Ok(GetResponse { adapter: "fake".into(), total: 1 << 40, data })
+                }
+                h if h == vanishing => Err(RpcStatus::internal("gone")),
+                _ => Err(RpcStatus::not_found("no such blob")),
+            }
+        })
+        .unwrap();
+
+    let err = b.fetch(endless, Some(fake)).await.unwrap_err();
+    assert!(err.is_integrity(), "{err}");
+    let m = b.metrics();
+    assert_eq!(
+        (m.bytes_fetched, m.integrity_failures, m.fetch_failures),
+        (3 * u64::from(range), 1, 1)
+    );
+    let err = b.fetch(vanishing, Some(fake)).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            BlobError::Rpc { source: RpcError::Remote { code: StatusCode::Internal, .. }, .. }
+        ),
+        "{err}"
+    );
+    let m = b.metrics();
+    assert_eq!(
+        (m.bytes_fetched, m.integrity_failures, m.fetch_failures),
+        (6 * u64::from(range), 1, 2)
+    );
+    assert_eq!((m.store.blobs, m.store.puts), (0, 0));
 }

@@ -348,6 +348,14 @@ impl VerifiedSummary {
         Ok(Self { summary, signed: SignedSummary { owner: identity.public(), body, signature } })
     }
 
+    /// Wraps an opened summary *without* checking its signature: only for
+    /// benchmarks that measure what the check costs (feature `testing`).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn unchecked_for_benchmarks(signed: SignedSummary, summary: NodeSummary) -> Self {
+        Self { summary, signed }
+    }
+
     /// The summary.
     pub fn summary(&self) -> &NodeSummary {
         &self.summary

@@ -665,6 +665,20 @@ impl MeshHandle {
         self.apply_admin_inner(None, envelope)
     }
 
+    /// Sends `peer` a member-list frame with whatever entries the caller
+    /// likes, as a hostile key holder could: for tests of what gossip a node
+    /// refuses (feature `testing`). Returns false without a session to `peer`.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn testing_send_members(&self, peer: NodeId, members: &[(NodeId, SocketAddr)]) -> bool {
+        let route = self.inner.routes.read().get(&peer).cloned();
+        let Some(route) = route else { return false };
+        let list =
+            members.iter().map(|(node_id, addr)| MemberEntry { node_id: *node_id, addr: *addr });
+        self.inner.send_frame(&route.session, &Frame::Members(list.collect()));
+        true
+    }
+
     /// [`MeshHandle::apply_admin`] for an envelope delivered by node `from`:
     /// envelopes without a valid operator signature count against `from`'s
     /// budget, and over it they are refused unread (`rate_limited`).

@@ -6,7 +6,10 @@
 //! empty one before the end, a total that changes between ranges or is above the
 //! limits, and bytes that do not hash to the blob's hash all end the fetch from
 //! that peer with [`BlobError::Integrity`] (counted), before anything is stored.
-//! Listings must move forward and stay under [`MAX_REMOTE_LIST_ENTRIES`].
+//! The announced total only bounds the download: the buffer grows with the
+//! bytes that arrive (and pass those checks), so a peer announcing a huge blob
+//! costs memory only for what it actually sends. Listings must move forward and
+//! stay under [`MAX_REMOTE_LIST_ENTRIES`].
 
 use bytes::Bytes;
 use mesh::NodeId;
@@ -149,10 +152,12 @@ impl AdapterInner {
                 Some((total, _)) => *total,
                 None => {
                     self.check_size(response.total)?;
-                    let capacity = usize::try_from(response.total).map_err(|_| {
-                        BlobError::TooLarge { size: response.total, max: usize::MAX as u64 }
-                    })?;
-                    buf.reserve_exact(capacity);
+                    // It must fit in memory at the end; nothing is reserved for it
+                    // now (the peer may be lying).
+                    if usize::try_from(response.total).is_err() {
+                        let max = usize::MAX as u64;
+                        return Err(BlobError::TooLarge { size: response.total, max });
+                    }
                     // Every further range from the same store.
                     request.adapter = Some(response.adapter.clone());
                     announced = Some((response.total, response.adapter.clone()));
@@ -173,6 +178,7 @@ impl AdapterInner {
                 return Err(self.lied(node, hash, detail));
             }
             hasher.update(&response.data);
+            grow_for(&mut buf, response.data.len(), left);
             buf.extend_from_slice(&response.data);
             request.offset += got;
             if request.offset == total {
@@ -293,6 +299,19 @@ pub(super) async fn remote_has(
         service: wire::HAS,
         source,
     })
+}
+
+/// Makes room in `buf` for `incoming` more bytes (already received and checked),
+/// of `left` still to come (these included): doubling, as a `Vec` grows, but
+/// never past what the announced total needs. So the buffer is at most about
+/// twice what was received, and exactly the total for an honest peer.
+fn grow_for(buf: &mut Vec<u8>, incoming: usize, left: u64) {
+    if buf.capacity() - buf.len() >= incoming {
+        return;
+    }
+    let left = usize::try_from(left).unwrap_or(usize::MAX);
+    let more = buf.len().max(incoming).min(left).max(incoming);
+    buf.reserve_exact(more);
 }
 
 /// A failed `blobs.get`: `not_found` from the peer is [`BlobError::NotFound`].

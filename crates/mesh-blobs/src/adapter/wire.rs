@@ -6,6 +6,12 @@
 //! `blobs.list`). Nothing in a response is trusted by the caller: ranges are
 //! checked against each other and the whole blob against its hash, and listings
 //! must move forward and stay bounded.
+//!
+//! Nothing in a request is trusted by the server either: each caller node may
+//! have at most [`MAX_IN_FLIGHT_PER_CALLER`] calls to the three services in
+//! flight on a node (more are refused with status `resource_exhausted`, not
+//! queued), a `blobs.get` reads only the chunks covering its range, and pages
+//! and ranges are capped.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -15,16 +21,30 @@ use crate::Hash;
 
 /// `blobs.get`: [`GetRequest`] -> [`GetResponse`], one byte range of a blob.
 ///
-/// Fails with status `not_found` when no adapter (or not the named one) holds
-/// the blob, `out_of_range` for an offset past its end, and `data_loss` when the
-/// serving store finds its own copy damaged.
+/// The server reads (and verifies against the blob's hash) only the chunks
+/// covering the range. Fails with status `not_found` when no adapter (or not
+/// the named one) holds the blob, `out_of_range` for an offset past its end,
+/// `data_loss` when the serving store finds a covering chunk of its copy
+/// damaged, and `resource_exhausted` when the caller already has
+/// [`MAX_IN_FLIGHT_PER_CALLER`] calls in flight there.
 pub const GET: &str = "blobs.get";
 
 /// `blobs.has`: [`HasRequest`] -> `Vec<`[`Holding`]`>`, which adapters hold a blob.
+///
+/// Fails with `resource_exhausted` as [`GET`] does.
 pub const HAS: &str = "blobs.has";
 
 /// `blobs.list`: [`ListRequest`] -> [`ListPage`], inventories page by page.
+///
+/// Fails with `resource_exhausted` as [`GET`] does.
 pub const LIST: &str = "blobs.list";
+
+/// Most calls to [`GET`], [`HAS`] and [`LIST`] (together) one caller node may
+/// have in flight on a node; a further call is refused at once with status
+/// `resource_exhausted` (not queued). A call's slot is held until the server's
+/// work for it is done, even if the caller cancels it or its deadline passes.
+/// A fetch has one call in flight to its peer at a time.
+pub const MAX_IN_FLIGHT_PER_CALLER: usize = 4;
 
 /// Bytes of an RPC message reserved for everything in a [`GetResponse`] but its
 /// data: a range is at most the RPC message limit minus this.

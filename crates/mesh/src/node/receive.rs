@@ -9,8 +9,8 @@ const DIALS_AT_ONCE: usize = 64;
 pub(super) const MAX_KNOWN: usize = 4096;
 /// New members one peer may introduce: per second, and in a burst (a joining
 /// node's first member list from its seed fits in the burst).
-const INTRODUCTIONS_PER_S: f64 = 32.0;
-const INTRODUCTIONS_BURST: f64 = 1024.0;
+const INTRODUCTIONS_PER_S: f64 = 16.0;
+const INTRODUCTIONS_BURST: f64 = 256.0;
 
 pub(super) fn gossip_budget() -> crate::budget::HashedBudget {
     crate::budget::HashedBudget::new(1024, INTRODUCTIONS_PER_S, INTRODUCTIONS_BURST)
