@@ -383,6 +383,30 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_record_is_refused_and_a_torn_oversized_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let (mut ledger, _) = AuditLedger::open(&path).unwrap();
+        ledger.append(record(0)).unwrap();
+        let mut huge = record(1);
+        huge.target = "x".repeat(MAX_ENTRY_BYTES + 1);
+        let err = ledger.append(huge).unwrap_err();
+        assert!(matches!(err, AuthError::TooLarge { .. }), "{err}");
+        assert_eq!(ledger.len(), 1);
+        let size = std::fs::metadata(&path).unwrap().len();
+        drop(ledger);
+        // A crash while a (then legal) huge entry was being written: its length
+        // claims more than the file holds. The tail goes; the file opens.
+        let mut raw = std::fs::read(&path).unwrap();
+        raw.extend_from_slice(&((MAX_ENTRY_BYTES as u32) + 10).to_le_bytes());
+        raw.extend_from_slice(&[7; 100]);
+        std::fs::write(&path, &raw).unwrap();
+        let (ledger, torn) = AuditLedger::open(&path).unwrap();
+        assert_eq!((ledger.len(), torn), (1, 104));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+    }
+
+    #[test]
     fn tampered_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");

@@ -590,6 +590,43 @@ mod tests {
     }
 
     #[test]
+    fn authority_checks_read_no_clock_and_remember_nothing() {
+        let (ops, v) = setup(2, 2);
+        let mut env = ops[0].sign_command(draft(CommandClass::Routine));
+        // One registered signer: it has an operator signature, not the authority.
+        assert!(v.has_operator_signature(&env));
+        assert_eq!(
+            v.check_authority(&env).unwrap_err().reason,
+            RejectReason::InsufficientSignatures { have: 1, need: 2 }
+        );
+        ops[1].cosign(&mut env);
+        // Long expired by any clock: still the operators' decision.
+        assert_eq!(v.check_authority(&env).unwrap().operators.len(), 2);
+        assert_eq!(v.check_authority(&env).unwrap().operators.len(), 2);
+        assert_eq!(v.remembered_nonces(), 0);
+        // Tampered after signing, unsigned, or signed by a stranger: neither.
+        let mut tampered = env.clone();
+        tampered.body.payload = b"other".to_vec();
+        assert!(!v.has_operator_signature(&tampered));
+        assert!(v.check_authority(&tampered).is_err());
+        let unsigned = SignedEnvelope::unsigned(draft(CommandClass::Routine).finish());
+        assert!(!v.has_operator_signature(&unsigned));
+        let stranger = OperatorIdentity::from_keypair(EntityKeypair::from_seed(&[99; 32]));
+        assert!(!v.has_operator_signature(&stranger.sign_command(draft(CommandClass::Routine))));
+        // Oversized targets are malformed before any signature is checked.
+        let big = ops[0].sign_command(EnvelopeDraft::new(
+            CommandClass::Routine,
+            "x".repeat(crate::envelope::MAX_TARGET_BYTES + 1),
+            b"cmd".to_vec(),
+        ));
+        assert!(matches!(
+            v.check_authority(&big).unwrap_err().reason,
+            RejectReason::Malformed { .. }
+        ));
+        assert!(SignedEnvelope::decode(&big.encode()).is_err());
+    }
+
+    #[test]
     fn reasons_are_typed() {
         let (ops, v) = setup(2, 2);
         let env = ops[0].sign_command(draft(CommandClass::Routine));
