@@ -280,6 +280,13 @@ impl Inner {
                 .get(&node_id)
                 .is_some_and(|p| !self.health_of(p, now_us).0.is_unreachable());
             let is_news = !was_known && !was_live;
+            match state.peers.get(&node_id) {
+                None => tracing::info!(peer = %node_id, addr = %session.addr, "member joined"),
+                Some(p) if p.left || !was_live => {
+                    tracing::info!(peer = %node_id, addr = %session.addr, "member rejoined");
+                }
+                Some(_) => {}
+            }
             let peer = state.peers.entry(node_id).or_insert_with(|| Peer {
                 public: proof.public,
                 addr: session.addr,

@@ -3,6 +3,28 @@
 
 use super::*;
 
+/// Logs a member's change of state (an operator reading the journal sees what
+/// the deck shows): degraded and unreachable at warn, the rest at info. The
+/// first label a new peer gets is logged when its session is established.
+fn log_transition(node: NodeId, addr: SocketAddr, left: bool, from: &str, to: &Health) {
+    let reason = to.reason().unwrap_or_default();
+    match (from, to) {
+        ("", _) => {}
+        (_, Health::Unreachable { .. }) if left => {
+            tracing::info!(%node, %addr, "member left the cluster");
+        }
+        (_, Health::Unreachable { .. }) => {
+            tracing::warn!(%node, %addr, %reason, "member unreachable");
+        }
+        (_, Health::Degraded { .. }) => {
+            tracing::warn!(%node, %addr, %reason, was = from, "member suspect (degraded)");
+        }
+        (_, Health::Healthy) => {
+            tracing::info!(%node, %addr, was = from, "member healthy again");
+        }
+    }
+}
+
 /// Handshakes started per maintenance tick towards members learned by gossip.
 const DIALS_PER_TICK: usize = 32;
 
@@ -111,6 +133,7 @@ impl Inner {
             for (id, peer) in state.peers.iter_mut() {
                 let (health, _) = self.health_of(peer, now_us);
                 if health.label() != peer.last_label {
+                    log_transition(*id, peer.addr, peer.left, peer.last_label, &health);
                     if health.is_unreachable() && !peer.last_label.is_empty() {
                         let kind = if peer.left { "peer_left" } else { "peer_unreachable" };
                         let reason = health.reason().unwrap_or_default().to_owned();
