@@ -7,7 +7,9 @@
 //! bucket share its budget, which errs on the side of refusing.
 
 use std::hash::{BuildHasher, Hash};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// One token bucket.
 #[derive(Clone, Copy, Debug)]

@@ -45,9 +45,12 @@ mod peer;
 pub mod replay;
 pub mod resources;
 mod session;
+#[cfg(feature = "testing")]
+pub mod sim;
 pub mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transport;
 pub mod wire;
 
 pub use admin::{AdminCommand, AdminOutcome, AdminState, BlastRadius, MigrationId, simulate};

@@ -27,7 +27,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
@@ -81,11 +83,8 @@ pub struct MeshHandle {
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub(crate) struct Inner {
-    socket: UdpSocket,
-    /// A duplicate of the socket's descriptor for synchronous sends: tokio's
-    /// `try_send_to` refuses until the reactor has seen the socket writable,
-    /// while the kernel would take the datagram at once.
-    send_socket: std::net::UdpSocket,
+    /// The UDP socket (or, in tests, another transport).
+    net: crate::transport::Net,
     local_addr: SocketAddr,
     identity: EntityKeypair,
     node_id: NodeId,

@@ -265,7 +265,7 @@ impl Inner {
         // Incomplete fragmented messages past their timeout.
         let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
         for s in sessions {
-            let expired = s.reassembly.lock().expire(now);
+            let expired = s.reassembly.lock().expire(now.into_std());
             if expired > 0 {
                 self.counters.reassembly_drops.fetch_add(expired as u64, Ordering::Relaxed);
             }

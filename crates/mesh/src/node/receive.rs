@@ -123,7 +123,7 @@ impl Inner {
                     count,
                     kind,
                     payload,
-                    Instant::now(),
+                    Instant::now().into_std(),
                 );
                 match result {
                     Ok(None) => {}

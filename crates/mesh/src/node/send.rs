@@ -110,7 +110,7 @@ impl Inner {
     }
 
     pub(super) fn try_send_datagram(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<()> {
-        self.send_socket.send_to(bytes, to)?;
+        self.net.try_send_to(bytes, to)?;
         Counters::bump(&self.counters.datagrams_out);
         self.counters.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())

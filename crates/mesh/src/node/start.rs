@@ -10,9 +10,27 @@ impl MeshNode {
     /// [`MeshNode::changes`] or [`MeshNode::peers`] to see the cluster form.
     pub async fn start(config: MeshConfig) -> Result<MeshNode, MeshError> {
         validate(&config)?;
+        let (socket, send) = bind(&config)?;
+        Self::start_on(config, crate::transport::Net::Udp { socket, send }).await
+    }
+
+    /// Starts a node on another [`crate::transport::Transport`] than UDP, such
+    /// as [`crate::sim::SimNet`]'s in-memory network (feature `testing`): the
+    /// configuration's bind address is ignored.
+    #[cfg(feature = "testing")]
+    pub async fn start_with_transport(
+        config: MeshConfig,
+        transport: Arc<dyn crate::transport::Transport>,
+    ) -> Result<MeshNode, MeshError> {
+        Self::start_on(config, crate::transport::Net::Other(transport)).await
+    }
+
+    async fn start_on(
+        config: MeshConfig,
+        net: crate::transport::Net,
+    ) -> Result<MeshNode, MeshError> {
         let seeds = resolve_seeds(&config.seeds).await?;
-        let (socket, send_socket) = bind(&config)?;
-        let local_addr = socket.local_addr()?;
+        let local_addr = net.local_addr()?;
         let identity = match &config.identity {
             Some(key) => key.clone(),
             None => EntityKeypair::try_generate().map_err(|e| MeshError::Random(e.to_string()))?,
@@ -80,8 +98,7 @@ impl MeshNode {
         };
         let (snapshot, _) = watch::channel(Arc::new(MeshSnapshot::empty(this_node, incarnation)));
         let inner = Arc::new(Inner {
-            socket,
-            send_socket,
+            net,
             local_addr,
             node_id: identity.node_id(),
             identity,

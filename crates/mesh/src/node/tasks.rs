@@ -20,14 +20,9 @@ pub(super) async fn recv_loop(inner: Arc<Inner>) {
         // The socket first: the stop future is polled only when no datagram is
         // waiting (at the latest when tokio's cooperative budget runs out, every
         // 128 datagrams), which keeps the per-datagram cost down.
-        let received = std::future::poll_fn(|cx| {
-            let mut read = tokio::io::ReadBuf::new(&mut buf);
-            match inner.socket.poll_recv_from(cx, &mut read) {
-                Poll::Ready(result) => {
-                    Poll::Ready(Some(result.map(|from| (read.filled().len(), from))))
-                }
-                Poll::Pending => stopped.as_mut().poll(cx).map(|()| None),
-            }
+        let received = std::future::poll_fn(|cx| match inner.net.poll_recv_from(cx, &mut buf) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => stopped.as_mut().poll(cx).map(|()| None),
         })
         .await;
         match received {
