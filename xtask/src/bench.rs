@@ -44,6 +44,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 figures.extend(figure_lines(&["-p", "mesh", "--bench", "state"])?);
                 figures.extend(figure_lines(&["-p", "mesh", "--bench", "admin"])?);
                 figures.extend(figure_lines(&["-p", "mesh", "--bench", "trust"])?);
+                figures.extend(figure_lines(&["-p", "mesh", "--bench", "sim"])?);
             }
             "blobs" => figures.extend(blobs()?),
             "rpc" => figures.extend(figure_lines(&["-p", "mesh-rpc", "--bench", "rpc_echo"])?),
