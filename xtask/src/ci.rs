@@ -30,10 +30,16 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     } else {
         eprintln!("xtask ci: tmux not installed; skipping `cargo xtask e2e`");
     }
-    // Dependency policy (deny.toml) when cargo-deny is installed; it is optional so
-    // that a machine with only the Rust toolchain can run CI.
+    // Dependency policy (deny.toml). On a developer's machine with only the Rust
+    // toolchain it is skipped with a notice; under CI (`CI` set to anything but
+    // `false`/`0`) a missing cargo-deny fails the run: `.ci/run` installs it.
     if has_subcommand("deny") {
         sh(cargo().args(["deny", "check", "bans", "licenses", "sources"]))?;
+    } else if std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false")) {
+        anyhow::bail!(
+            "cargo-deny is not installed, and CI is set: the dependency policy in deny.toml \
+             must be checked (`cargo install cargo-deny --locked`)"
+        );
     } else {
         eprintln!("xtask ci: cargo-deny not installed; skipping `cargo deny check`");
     }
