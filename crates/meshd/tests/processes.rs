@@ -411,13 +411,17 @@ fn five_processes_crash_restart_and_rejoin_with_identity_ledger_and_blobs() {
         // The journal of another node says what the deck showed: node-4 went
         // unreachable and came back, by id and address.
         let journal = nodes[0].log.clone();
-        wait_until("node-0's log to record node-4 leaving and rejoining", CONVERGE_DEADLINE, || {
-            let text = std::fs::read_to_string(&journal).unwrap_or_default();
-            let about = |what: &str| {
-                text.lines().any(|l| l.contains(what) && l.contains(&victim.to_string()))
-            };
-            (about("member unreachable") && about("member rejoined")).then_some(())
-        })
+        wait_until(
+            "node-0's log to record node-4 leaving and rejoining",
+            CONVERGE_DEADLINE,
+            || {
+                let text = std::fs::read_to_string(&journal).unwrap_or_default();
+                let about = |what: &str| {
+                    text.lines().any(|l| l.contains(what) && l.contains(&victim.to_string()))
+                };
+                (about("member unreachable") && about("member rejoined")).then_some(())
+            },
+        )
         .await;
         let ledger_after = audit_of(&deck, victim).await;
         assert_eq!(ledger_after, ledger_before, "the ledger survives the crash");
