@@ -97,3 +97,146 @@ async fn a_simulated_cluster_boots_splits_heals_and_sees_a_crash() {
     println!("crash seen everywhere after {detected:?}");
     assert!(detected < Duration::from_secs(5), "{detected:?}");
 }
+
+/// One step of a fault schedule.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Cut the live nodes into two groups by this bit mask.
+    Partition(u16),
+    /// End every partition.
+    Heal,
+    /// The i-th live node (modulo) crashes and leaves the network.
+    Crash(usize),
+    /// A new node joins through the i-th live node (modulo).
+    Join(usize),
+    /// Let virtual time pass.
+    Wait(u64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<u16>().prop_map(Step::Partition),
+        Just(Step::Heal),
+        (0usize..8).prop_map(Step::Crash),
+        (0usize..8).prop_map(Step::Join),
+        (100u64..8_000).prop_map(Step::Wait),
+    ]
+}
+
+/// After healing, every live node sees every other live node healthy and no
+/// crashed node healthy: the same member list everywhere.
+async fn converges_after(schedule: Vec<Step>, seed: u64, loss: f64) -> Result<(), String> {
+    let net = SimNet::new(seed, SimConfig { loss, ..SimConfig::default() });
+    let mut live = boot(&net, 4, TimingProfile::loopback()).await;
+    // The cluster forms before the faults start (a node whose only seed died
+    // before answering never was a member).
+    let ids: Vec<NodeId> = live.iter().map(|(n, _)| n.node_id()).collect();
+    wait(Duration::from_secs(30), || live.iter().all(|(n, _)| sees_healthy(n, &ids)))
+        .await
+        .ok_or("the cluster did not form")?;
+    let mut crashed: Vec<NodeId> = Vec::new();
+    for s in schedule {
+        match s {
+            Step::Partition(mask) => {
+                let (a, b): (Vec<_>, Vec<_>) =
+                    live.iter().enumerate().partition(|(i, _)| mask & (1 << (i % 16)) != 0);
+                let a: Vec<_> = a.iter().map(|(_, (_, s))| s.addr()).collect();
+                let b: Vec<_> = b.iter().map(|(_, (_, s))| s.addr()).collect();
+                net.partition(&[&a, &b]);
+            }
+            Step::Heal => net.heal(),
+            Step::Crash(i) if live.len() > 2 => {
+                let (node, socket) = live.remove(i % live.len());
+                crashed.push(node.node_id());
+                node.crash();
+                net.remove(socket.addr());
+            }
+            Step::Crash(_) => {}
+            Step::Join(i) if live.len() < 8 => {
+                let seed = live[i % live.len()].1.addr();
+                let socket = net.socket();
+                let config = MeshConfig::new(ClusterKey::from_bytes(KEY))
+                    .timing(TimingProfile::loopback())
+                    .seed(seed.to_string());
+                let node = MeshNode::start_with_transport(config, socket.clone()).await.unwrap();
+                // A join is done when the newcomer has met its seed and the
+                // members its seed reaches (it has the member list, and they
+                // know it). Under a partition or loss that may take a while,
+                // or never: then it was never a member and goes.
+                let seed_node = &live[i % live.len()].0;
+                let joined = wait(Duration::from_secs(10), || {
+                    let mut reach: Vec<NodeId> = seed_node
+                        .peers()
+                        .iter()
+                        .filter(|p| p.health.is_healthy() && p.node_id != node.node_id())
+                        .map(|p| p.node_id)
+                        .collect();
+                    reach.push(seed_node.node_id());
+                    sees_healthy(&node, &reach)
+                })
+                .await;
+                if joined.is_some() {
+                    live.push((node, socket));
+                } else {
+                    crashed.push(node.node_id());
+                    node.crash();
+                    net.remove(socket.addr());
+                }
+            }
+            Step::Join(_) => {}
+            Step::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        }
+    }
+    net.heal();
+    net.set_config(SimConfig::default());
+    let ids: Vec<NodeId> = live.iter().map(|(n, _)| n.node_id()).collect();
+    let agreed = wait(Duration::from_secs(120), || {
+        live.iter().all(|(n, _)| {
+            sees_healthy(n, &ids)
+                && n.peers().iter().all(|p| !crashed.contains(&p.node_id) || !p.health.is_healthy())
+        })
+    })
+    .await;
+    match agreed {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "no agreement after healing: {:?}",
+            live.iter()
+                .map(|(n, _)| (
+                    n.node_id(),
+                    n.peers()
+                        .iter()
+                        .map(|p| (p.node_id, p.health.label(), p.sessions))
+                        .collect::<Vec<_>>()
+                ))
+                .collect::<Vec<_>>()
+        )),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 16,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/sim.txt"),
+        )),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Any schedule of joins, crashes, partitions and waits (with 10 % loss
+    /// while it runs) converges, once healed, to one member list.
+    #[test]
+    fn any_fault_schedule_converges_after_healing(
+        schedule in proptest::collection::vec(step(), 1..12),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let result = rt.block_on(converges_after(schedule, seed, 0.1));
+        proptest::prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
