@@ -476,10 +476,10 @@ impl MeshHandle {
         match SignedEnvelope::decode(bytes) {
             Ok(envelope) => self.apply_admin_inner(Some(from), &envelope),
             Err(e) => {
-                if !self.inner.admin_budget.lock().take(from, Instant::now()) {
-                    Counters::bump(&self.inner.counters.admin_rate_limited);
+                if self.inner.admin_budget.lock().has(from, Instant::now()) {
+                    self.inner.count_unsigned(Some(from));
                 } else {
-                    Counters::bump(&self.inner.counters.admin_unsigned);
+                    Counters::bump(&self.inner.counters.admin_rate_limited);
                 }
                 AdminOutcome::Rejected {
                     code: "malformed".into(),

@@ -11,7 +11,7 @@ use crate::daemon::DaemonControl;
 const UNSIGNED_PER_SECOND: f64 = 5.0;
 const UNSIGNED_BURST: f64 = 20.0;
 /// Buckets for that budget (peers hash into them).
-pub(super) const UNSIGNED_BUDGET_SLOTS: usize = 256;
+const UNSIGNED_BUDGET_SLOTS: usize = 256;
 
 pub(super) fn unsigned_budget() -> crate::budget::HashedBudget {
     crate::budget::HashedBudget::new(UNSIGNED_BUDGET_SLOTS, UNSIGNED_PER_SECOND, UNSIGNED_BURST)
@@ -110,7 +110,9 @@ impl Inner {
         }
     }
 
-    fn count_unsigned(&self, from: Option<NodeId>) {
+    /// Counts an envelope no registered operator validly signed, against the
+    /// budget of the peer that sent it.
+    pub(super) fn count_unsigned(&self, from: Option<NodeId>) {
         Counters::bump(&self.counters.admin_unsigned);
         if let Some(peer) = from {
             self.admin_budget.lock().take(peer, Instant::now());
