@@ -48,6 +48,7 @@ mod session;
 #[cfg(feature = "testing")]
 pub mod sim;
 pub mod snapshot;
+mod swim;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
@@ -63,9 +64,10 @@ pub use lineage::{Lineage, ParsedName};
 pub use logs::{FailureRecord, LogEntry, LogLevel};
 pub use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
 pub use message::{Incoming, MessageKind, Subscription};
-pub use metrics::{DropCounts, MeshMetrics, Refusals};
+pub use metrics::{DropCounts, MembershipStats, MeshMetrics, Refusals};
 pub use migrate::{MigrationError, MigrationHandle, MigrationPhase, MigrationSummary};
 pub use node::{InlineHandler, MeshEvent, MeshHandle, MeshNode};
 pub use noise::{IdentityProof, NOISE_PARAMS};
 pub use peer::{Health, PeerInfo, RttStats};
 pub use snapshot::{DaemonView, MeshSnapshot, PeerView};
+pub use swim::MemberState;

@@ -33,8 +33,11 @@ pub(crate) struct Counters {
     pub(crate) handshake_stale: AtomicU64,
     pub(crate) handshake_over_budget: AtomicU64,
     pub(crate) handshake_undersized: AtomicU64,
-    pub(crate) gossip_bad_address: AtomicU64,
-    pub(crate) gossip_over_budget: AtomicU64,
+    pub(crate) member_bad_signature: AtomicU64,
+    pub(crate) member_wrong_owner: AtomicU64,
+    pub(crate) member_implausible: AtomicU64,
+    pub(crate) member_full: AtomicU64,
+    pub(crate) dial_over_budget: AtomicU64,
 }
 
 impl Counters {
@@ -76,11 +79,38 @@ impl Counters {
                 handshake_stale: get(&self.handshake_stale),
                 handshake_over_budget: get(&self.handshake_over_budget),
                 handshake_undersized: get(&self.handshake_undersized),
-                gossip_bad_address: get(&self.gossip_bad_address),
-                gossip_over_budget: get(&self.gossip_over_budget),
+                member_bad_signature: get(&self.member_bad_signature),
+                member_wrong_owner: get(&self.member_wrong_owner),
+                member_implausible: get(&self.member_implausible),
+                member_full: get(&self.member_full),
+                dial_over_budget: get(&self.dial_over_budget),
             },
+            membership: MembershipStats::default(),
         }
     }
+}
+
+/// Membership figures of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipStats {
+    /// Members alive, suspect, dead and left in this node's table (itself
+    /// not counted).
+    pub alive: u64,
+    /// See `alive`.
+    pub suspect: u64,
+    /// See `alive`.
+    pub dead: u64,
+    /// See `alive`.
+    pub left: u64,
+    /// Members this node suspected itself (a probe round without an ack).
+    pub suspected: u64,
+    /// Members this node declared dead itself (its suspicion timed out).
+    pub declared_dead: u64,
+    /// Times this node refuted a suspicion of itself.
+    pub refuted: u64,
+    /// Lifeguard's local health multiplier now (0: healthy; up to 8 when this
+    /// node misses acks and nacks: its probe timeouts stretch by 1 + this).
+    pub local_health: u32,
 }
 
 /// A copy of a node's counters at one instant.
@@ -108,6 +138,8 @@ pub struct MeshMetrics {
     pub messages_out: u64,
     /// Statements and requests refused at the trust boundary, by reason.
     pub refused: Refusals,
+    /// Membership (SWIM) figures.
+    pub membership: MembershipStats,
 }
 
 /// What the trust boundary refused: statements about other nodes without their
@@ -137,10 +169,17 @@ pub struct Refusals {
     pub handshake_over_budget: u64,
     /// Handshake openers smaller than the answer would be (no amplification).
     pub handshake_undersized: u64,
-    /// Gossiped member addresses refused (port 0, unspecified, multicast, broadcast).
-    pub gossip_bad_address: u64,
-    /// Gossiped members refused: over the per-peer budget or the cap on known members.
-    pub gossip_over_budget: u64,
+    /// Member records whose signature did not verify (also signed leaves).
+    pub member_bad_signature: u64,
+    /// Member records signed by a key that is not their node's.
+    pub member_wrong_owner: u64,
+    /// Member records with an address nobody can be reached at, an
+    /// incarnation too far ahead, or an oversized version string.
+    pub member_implausible: u64,
+    /// New members refused because the member table is full.
+    pub member_full: u64,
+    /// Dials refused: too many handshakes or queued frames in flight.
+    pub dial_over_budget: u64,
 }
 
 impl Refusals {
@@ -157,8 +196,11 @@ impl Refusals {
             + self.handshake_stale
             + self.handshake_over_budget
             + self.handshake_undersized
-            + self.gossip_bad_address
-            + self.gossip_over_budget
+            + self.member_bad_signature
+            + self.member_wrong_owner
+            + self.member_implausible
+            + self.member_full
+            + self.dial_over_budget
     }
 }
 

@@ -22,6 +22,8 @@ mod start;
 mod state;
 mod tasks;
 
+pub(crate) use receive::dialable;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,7 +57,8 @@ use crate::noise::{IdentityProof, MAX_HANDSHAKE_MSG, StaticKey};
 use crate::peer::{Health, PeerInfo, RttStats};
 use crate::session::{OpenError, Session, SessionParams};
 use crate::snapshot::{MeshSnapshot, ThisNode};
-use crate::wire::{Frame, MemberEntry, Packet, TAG_LEN, TRANSPORT_HEADER};
+use crate::swim::{Swim, SwimMsg};
+use crate::wire::{Frame, Packet, TAG_LEN, TRANSPORT_HEADER};
 use mesh_auth::{AuditEntry, AuditLedger, SignedEnvelope};
 
 /// At most this many sessions are kept per peer (oldest dropped first).
@@ -124,8 +127,8 @@ pub(crate) struct Inner {
     admin_budget: Mutex<crate::budget::HashedBudget>,
     /// Replay and budget checks for handshake openers.
     opener_guard: Mutex<handshake::OpenerGuard>,
-    /// How many new members each peer may introduce through gossip.
-    gossip_budget: Mutex<crate::budget::HashedBudget>,
+    /// Membership (SWIM): who is in the cluster and in what state.
+    swim: Mutex<Swim>,
     migrations: Mutex<migrate::Migrations>,
 }
 
@@ -147,8 +150,8 @@ struct Route {
 #[derive(Default)]
 struct State {
     peers: HashMap<NodeId, Peer>,
-    /// Members heard of through gossip that have no session yet.
-    known: HashMap<NodeId, Known>,
+    /// Members being dialled because something is waiting to be sent to them.
+    dialing: HashMap<NodeId, Dialing>,
     initiating: HashMap<u32, Initiating>,
     responding: HashMap<u32, Responding>,
     /// Initiator sessions waiting for the responder's first packet: the
@@ -157,13 +160,10 @@ struct State {
     unconfirmed: HashMap<u32, Unconfirmed>,
     seeds: Vec<SocketAddr>,
     next_seed_dial: Option<Instant>,
-    next_probe: Option<Instant>,
-    next_gossip: Option<Instant>,
     probe_seq: u64,
-    /// Counts probe rounds; each peer is pinged every other round (see tick).
-    probe_round: u64,
 }
 
+/// A member this node has (or recently had) a session with.
 struct Peer {
     public: PublicKey,
     addr: SocketAddr,
@@ -171,20 +171,18 @@ struct Peer {
     flags: u32,
     sessions: Vec<Arc<Session>>,
     rtt: RttStats,
-    left: bool,
     first_seen: Instant,
-    /// Last health reported through `changes`, to notice transitions.
-    last_label: &'static str,
-    next_redial: Instant,
-    redial_backoff: u32,
-    /// When it became Unreachable (forgotten `forget_after` later).
-    down_since: Option<Instant>,
 }
 
-struct Known {
+/// Frames waiting for a session to a member (sessions are opened on demand).
+struct Dialing {
     addr: SocketAddr,
-    learned: Instant,
-    next_attempt: Instant,
+    started: Instant,
+    /// Encoded frames, sent once the session is up.
+    queued: Vec<Vec<u8>>,
+    queued_bytes: usize,
+    /// Senders waiting for the session (true: it is up).
+    waiters: Vec<tokio::sync::oneshot::Sender<bool>>,
 }
 
 struct Initiating {
@@ -236,6 +234,11 @@ impl MeshNode {
     /// Counters.
     pub fn metrics(&self) -> MeshMetrics {
         self.handle.metrics()
+    }
+
+    /// See [`MeshHandle::member_state`].
+    pub fn member_state(&self, id: NodeId) -> Option<crate::MemberState> {
+        self.handle.member_state(id)
     }
 
     /// A receiver that changes whenever a peer joins, leaves or changes health.
@@ -385,7 +388,15 @@ impl MeshHandle {
 
     /// Counters.
     pub fn metrics(&self) -> MeshMetrics {
-        self.inner.counters.snapshot()
+        let mut metrics = self.inner.counters.snapshot();
+        metrics.membership = self.inner.swim.lock().stats();
+        metrics
+    }
+
+    /// A member's state in this node's table (`None`: not a member here).
+    /// Cheaper than [`MeshHandle::peers`] when one member is of interest.
+    pub fn member_state(&self, id: NodeId) -> Option<crate::MemberState> {
+        self.inner.swim.lock().member(id).map(|m| m.state)
     }
 
     /// See [`MeshNode::changes`].
@@ -447,18 +458,40 @@ impl MeshHandle {
         self.apply_admin_inner(None, envelope)
     }
 
-    /// Sends `peer` a member-list frame with whatever entries the caller
-    /// likes, as a hostile key holder could: for tests of what gossip a node
+    /// Sends `peer` raw membership bytes (an encoded SWIM message, or
+    /// anything else) as a hostile key holder could: for tests of what a node
     /// refuses (feature `testing`). Returns false without a session to `peer`.
     #[cfg(feature = "testing")]
     #[doc(hidden)]
-    pub fn testing_send_members(&self, peer: NodeId, members: &[(NodeId, SocketAddr)]) -> bool {
+    pub fn testing_send_swim(&self, peer: NodeId, bytes: &[u8]) -> bool {
         let route = self.inner.routes.read().get(&peer).cloned();
         let Some(route) = route else { return false };
-        let list =
-            members.iter().map(|(node_id, addr)| MemberEntry { node_id: *node_id, addr: *addr });
-        self.inner.send_frame(&route.session, &Frame::Members(list.collect()));
+        self.inner.send_frame(&route.session, &Frame::Swim(bytes));
         true
+    }
+
+    /// Sends `peer` gossip a hostile key holder could make up, for tests of
+    /// what membership refuses (feature `testing`): for each key, a record
+    /// for another node's id (wrong owner), one altered after signing (bad
+    /// signature), one at a multicast address and one far in the future
+    /// (implausible); then Suspect and Dead claims about `slander` at an
+    /// incarnation it never signed. False without a session to `peer`.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn testing_send_forged_members(
+        &self,
+        peer: NodeId,
+        slander: NodeId,
+        keys: &[EntityKeypair],
+    ) -> bool {
+        let updates = crate::swim::testing_forgeries(slander, keys, mesh_auth::unix_now_ms());
+        let mut ok = true;
+        for chunk in updates.chunks(4) {
+            let msg = SwimMsg::Gossip { updates: chunk.to_vec() };
+            let bytes = postcard::to_stdvec(&msg).unwrap_or_default();
+            ok &= self.testing_send_swim(peer, &bytes);
+        }
+        ok
     }
 
     /// [`MeshHandle::apply_admin`] for an envelope delivered by node `from`:
@@ -718,6 +751,11 @@ impl Inner {
             return;
         }
         if say_goodbye {
+            // The signed goodbye to a few members (it spreads from them), and
+            // a plain one on every open session.
+            let mut out = Vec::new();
+            self.swim.lock().leave(&mut out);
+            self.send_swim_now(out);
             let sessions: Vec<Arc<Session>> =
                 self.routes.read().values().map(|r| r.session.clone()).collect();
             for session in sessions {
@@ -728,6 +766,13 @@ impl Inner {
         // subscribed yet (a node shut down right after start), and tasks that
         // start later would then wait for a stop that never comes.
         self.stop.send_replace(true);
+        // Senders waiting for a session give up now.
+        let dialing = std::mem::take(&mut self.state.lock().dialing);
+        for (_, d) in dialing {
+            for w in d.waiters {
+                let _ = w.send(false);
+            }
+        }
         // Subscribers see the end of their streams.
         self.subscribers.write().clear();
         tracing::debug!(node = %self.node_id, "mesh node stopped");

@@ -21,13 +21,10 @@
 //! The decrypted payload of a transport packet is one [`Frame`], encoded with
 //! postcard. Decoding is bounded and never panics.
 
-use std::net::SocketAddr;
-
-use mesh_auth::NodeId;
 use serde::{Deserialize, Serialize};
 
 /// The wire-format version in every datagram's first byte.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Bytes of header before an opener's Noise message.
 pub const INIT_HEADER: usize = 1 + 1 + 4 + 8;
 /// Bytes of header before a transport packet's ciphertext.
@@ -192,15 +189,6 @@ pub(crate) fn write_transport_header(out: &mut [u8], receiver: u32, counter: u64
     out[6..14].copy_from_slice(&counter.to_le_bytes());
 }
 
-/// A member as gossiped between nodes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberEntry {
-    /// The member's node id.
-    pub node_id: NodeId,
-    /// Where it can be reached.
-    pub addr: SocketAddr,
-}
-
 /// What travels inside an encrypted transport packet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame<'a> {
@@ -218,8 +206,9 @@ pub enum Frame<'a> {
         /// Echo of the ping's `sent_us`.
         sent_us: u64,
     },
-    /// Members the sender has live sessions with.
-    Members(Vec<MemberEntry>),
+    /// A membership (SWIM) message, postcard-encoded: probes, acks, gossip,
+    /// push-pull. Decoded by the membership code.
+    Swim(#[serde(borrow, serialize_with = "bytes_field::serialize")] &'a [u8]),
     /// The sender is leaving the cluster on purpose.
     Leave,
     /// A whole application message.

@@ -16,8 +16,8 @@ use mesh::fragment::{PIECE_OVERHEAD, Reassembler, ReassemblyDrop, ReassemblyLimi
 use mesh::lineage::{Lineage, ParsedName};
 use mesh::logs::{Ring, sanitize};
 use mesh::replay::{ReplayWindow, WINDOW};
-use mesh::wire::{Frame, MemberEntry, Packet};
-use mesh::{DaemonHealth, EntityKeypair, Lifecycle, NodeId, OriginHash};
+use mesh::wire::{Frame, Packet};
+use mesh::{DaemonHealth, EntityKeypair, Lifecycle, OriginHash};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -55,14 +55,7 @@ fn build_frame(kind: u8, x: u64, y: u64, a: u32, b: u32, body: &[u8]) -> Frame<'
     match kind {
         0 => Frame::Ping { seq: x, sent_us: y },
         1 => Frame::Pong { seq: x, sent_us: y },
-        2 => Frame::Members(
-            (0..(a % 5))
-                .map(|i| MemberEntry {
-                    node_id: NodeId(x ^ i as u64),
-                    addr: ([127, 0, 0, 1], (b % 65535) as u16).into(),
-                })
-                .collect(),
-        ),
+        2 => Frame::Swim(body),
         3 => Frame::Leave,
         4 => Frame::Message { kind: a, payload: body },
         _ => Frame::Fragment {

@@ -5,7 +5,6 @@
 //!
 //! Deadlines are generous; everything waits for conditions.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -289,39 +288,35 @@ async fn replayed_and_stale_handshake_openers_are_refused_cheaply() {
     );
 }
 
-/// A key holder's member list full of addresses nobody can be reached at, and
-/// far more members than any peer may introduce: refused and counted, the
-/// cluster undisturbed.
+/// A key holder's gossip about members it made up (records for ids not its
+/// keys', altered after signing, at addresses nobody can be reached at, far in
+/// the future) and slander about a real member at an incarnation it never
+/// signed: refused and counted, the member list unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reflecting_member_list_is_refused_and_bounded() {
-    let cluster = Cluster::start_with_deadline(2, config(), DEADLINE).await.unwrap();
-    let (victim, attacker) = (cluster.nth(0).unwrap(), cluster.nth(1).unwrap());
-    let mut list: Vec<(NodeId, SocketAddr)> = Vec::new();
-    for i in 0..300u64 {
-        list.push((NodeId(1_000 + i), "127.0.0.1:0".parse().unwrap()));
-        list.push((NodeId(2_000 + i), format!("224.0.0.1:{}", 1000 + i).parse().unwrap()));
-    }
-    list.push((NodeId(3_000), "255.255.255.255:9".parse().unwrap()));
-    list.push((NodeId(3_001), "0.0.0.0:9".parse().unwrap()));
-    // Reachable-looking but unused loopback ports: more than one peer may
-    // introduce at once.
-    for i in 0..400u64 {
-        list.push((NodeId(4_000 + i), format!("127.0.0.1:{}", 20_000 + i).parse().unwrap()));
-    }
+async fn forged_member_records_and_slander_are_refused() {
+    let cluster = Cluster::start_with_deadline(3, config(), DEADLINE).await.unwrap();
+    let (victim, attacker, bystander) =
+        (cluster.nth(0).unwrap(), cluster.nth(1).unwrap(), cluster.nth(2).unwrap());
+    let keys: Vec<EntityKeypair> = (0..50).map(|_| EntityKeypair::generate()).collect();
     let before = victim.metrics().refused;
-    assert!(attacker.handle().testing_send_members(victim.node_id(), &list));
+    assert!(attacker.handle().testing_send_forged_members(
+        victim.node_id(),
+        bystander.node_id(),
+        &keys
+    ));
     assert!(
         wait_until(|| {
             let r = victim.metrics().refused;
-            r.gossip_bad_address >= before.gossip_bad_address + 602
-                && r.gossip_over_budget >= before.gossip_over_budget + 100
+            r.member_wrong_owner >= before.member_wrong_owner + 50
+                && r.member_bad_signature >= before.member_bad_signature + 50
+                && r.member_implausible >= before.member_implausible + 100
         })
         .await,
         "{:?}",
         victim.metrics().refused
     );
-    // The victim is still fine with its real peer.
-    assert!(
-        victim.peers().iter().any(|p| p.node_id == attacker.node_id() && p.health.is_healthy())
-    );
+    // Nobody made up is a member, and the slandered member is still healthy.
+    let peers = victim.peers();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    assert!(peers.iter().all(|p| p.health.is_healthy()), "{peers:?}");
 }

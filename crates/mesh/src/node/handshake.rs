@@ -269,24 +269,8 @@ impl Inner {
         let now = Instant::now();
         self.sessions.write().insert(session.local_idx, session.clone());
         let mut dropped = Vec::new();
-        let (others, members) = {
+        {
             let mut state = self.state.lock();
-            // Only news travels: a peer we already heard of through gossip, or had
-            // a live session with, is no news to the others either.
-            let was_known = state.known.remove(&node_id).is_some();
-            let now_us = self.now_us();
-            let was_live = state
-                .peers
-                .get(&node_id)
-                .is_some_and(|p| !self.health_of(p, now_us).0.is_unreachable());
-            let is_news = !was_known && !was_live;
-            match state.peers.get(&node_id) {
-                None => tracing::info!(peer = %node_id, addr = %session.addr, "member joined"),
-                Some(p) if p.left || !was_live => {
-                    tracing::info!(peer = %node_id, addr = %session.addr, "member rejoined");
-                }
-                Some(_) => {}
-            }
             let peer = state.peers.entry(node_id).or_insert_with(|| Peer {
                 public: proof.public,
                 addr: session.addr,
@@ -294,43 +278,20 @@ impl Inner {
                 flags: 0,
                 sessions: Vec::new(),
                 rtt: RttStats::default(),
-                left: false,
                 first_seen: now,
-                last_label: "",
-                next_redial: now,
-                redial_backoff: 0,
-                down_since: None,
             });
+            if peer.sessions.is_empty() {
+                peer.first_seen = now;
+            }
             peer.public = proof.public;
             peer.addr = session.addr;
             peer.version = proof.version;
             peer.flags = proof.flags;
-            if peer.left {
-                // It came back: a fresh start.
-                peer.left = false;
-                peer.first_seen = now;
-                peer.rtt = RttStats::default();
-            }
-            peer.redial_backoff = 0;
-            peer.down_since = None;
             peer.sessions.push(session.clone());
             while peer.sessions.len() > MAX_SESSIONS_PER_PEER {
                 dropped.push(peer.sessions.remove(0));
             }
-            // Tell the newcomer about everyone, and everyone about the newcomer.
-            let mut members = Vec::new();
-            let mut others = Vec::new();
-            for (id, p) in &state.peers {
-                if !is_news || *id == node_id || p.left {
-                    continue;
-                }
-                if let Some(s) = p.sessions.last() {
-                    members.push(MemberEntry { node_id: *id, addr: p.addr });
-                    others.push(s.clone());
-                }
-            }
-            (others, members)
-        };
+        }
         {
             let mut sessions = self.sessions.write();
             for old in &dropped {
@@ -339,13 +300,18 @@ impl Inner {
         }
         self.routes.write().insert(node_id, Route { session: session.clone(), unreachable: false });
         tracing::debug!(node = %self.node_id, peer = %node_id, initiator = session.initiator, "session established");
-        if !members.is_empty() {
-            self.send_frame(&session, &Frame::Members(members));
+        self.flush_dialing(node_id, &session);
+        // A node we have no current record of (a newcomer, a seed, one that
+        // came back): push-pull with it, so each side learns the other's signed
+        // record and whatever members it lacks.
+        let mut out = Vec::new();
+        {
+            let mut swim = self.swim.lock();
+            if !swim.has_current(node_id) {
+                swim.sync_with(node_id, &mut out);
+            }
         }
-        let news = Frame::Members(vec![MemberEntry { node_id, addr: session.addr }]);
-        for other in others {
-            self.send_frame(&other, &news);
-        }
+        self.send_swim_now(out);
         self.bump_changes();
     }
 
@@ -374,7 +340,7 @@ impl Inner {
         {
             let mut state = self.state.lock();
             if state.initiating.len() >= MAX_INITIATING {
-                Counters::bump(&self.counters.gossip_over_budget);
+                Counters::bump(&self.counters.dial_over_budget);
                 return;
             }
             state.initiating.insert(local, Initiating { hs, addr, started: Instant::now() });
@@ -388,12 +354,8 @@ impl Inner {
         let seeds: Vec<SocketAddr> = {
             let mut state = self.state.lock();
             state.next_seed_dial = Some(now + self.config.timing.redial_interval);
-            let live: Vec<SocketAddr> = state
-                .peers
-                .values()
-                .filter(|p| !p.left && !p.sessions.is_empty())
-                .map(|p| p.addr)
-                .collect();
+            let live: Vec<SocketAddr> =
+                state.peers.values().filter(|p| !p.sessions.is_empty()).map(|p| p.addr).collect();
             state
                 .seeds
                 .iter()

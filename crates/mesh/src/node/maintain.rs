@@ -1,88 +1,322 @@
-//! The maintenance tick and health: probes, handshake timeouts, redials,
-//! gossip, garbage collection, and the `peers()` view.
+//! The maintenance tick and the membership glue: SWIM timers, sending SWIM
+//! messages (opening sessions on demand), member state changes, handshake
+//! timeouts, idle sessions, seeds, and the `peers()` view.
 
 use super::*;
+use crate::swim::{Event, Member, MemberState, Refusal};
+
+/// Sessions kept open at most: past this the least recently heard ones close.
+const MAX_OPEN_SESSIONS: usize = 512;
+/// A session nothing arrived on for this many probe rounds is closed.
+const SESSION_IDLE_ROUNDS: u32 = 60;
+/// Bytes of frames queued for one member while its session is being opened.
+const DIAL_QUEUE_BYTES: usize = 256 * 1024;
+/// Members being dialled at once, at most.
+const MAX_DIALING: usize = 256;
 
 /// Logs a member's change of state (an operator reading the journal sees what
-/// the deck shows): degraded and unreachable at warn, the rest at info. The
-/// first label a new peer gets is logged when its session is established.
-fn log_transition(node: NodeId, addr: SocketAddr, left: bool, from: &str, to: &Health) {
-    let reason = to.reason().unwrap_or_default();
-    match (from, to) {
-        ("", _) => {}
-        (_, Health::Unreachable { .. }) if left => {
-            tracing::info!(%node, %addr, "member left the cluster");
+/// the deck shows): suspect and unreachable at warn, the rest at info.
+fn log_event(e: &Event) {
+    let (node, addr) = (e.node, e.addr);
+    match (e.from, e.to) {
+        (None, MemberState::Alive) => tracing::info!(%node, %addr, "member joined"),
+        (None, _) => {}
+        (Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
+            tracing::info!(%node, %addr, "member rejoined");
         }
-        (_, Health::Unreachable { .. }) => {
-            tracing::warn!(%node, %addr, %reason, "member unreachable");
+        (Some(_), MemberState::Alive) => {
+            tracing::info!(%node, %addr, was = "suspect", "member healthy again");
         }
-        (_, Health::Degraded { .. }) => {
-            tracing::warn!(%node, %addr, %reason, was = from, "member suspect (degraded)");
+        (Some(_), MemberState::Suspect) => {
+            tracing::warn!(%node, %addr, "member suspect (missed a probe round)");
         }
-        (_, Health::Healthy) => {
-            tracing::info!(%node, %addr, was = from, "member healthy again");
+        (Some(_), MemberState::Dead) => {
+            tracing::warn!(%node, %addr, reason = "no answer to direct or indirect probes", "member unreachable");
         }
+        (Some(_), MemberState::Left) => tracing::info!(%node, %addr, "member left the cluster"),
     }
 }
-
-/// Handshakes started per maintenance tick towards members learned by gossip.
-const DIALS_PER_TICK: usize = 32;
 
 impl Inner {
     // ----- reading state -----
 
-    pub(super) fn health_of(&self, peer: &Peer, now_us: u64) -> (Health, u64) {
+    /// A member's health: its SWIM state, and Degraded on a high RTT.
+    fn health_of(&self, member: &Member, peer: Option<&Peer>) -> Health {
         let timing = &self.config.timing;
-        let last_us = peer.sessions.iter().map(|s| s.last_recv_us.load(Ordering::Relaxed)).max();
-        let silent_us = last_us.map_or(u64::MAX, |l| now_us.saturating_sub(l));
-        let silent_ms = silent_us / 1000;
-        let health = if peer.left {
-            Health::Unreachable { reason: "left the cluster".into() }
-        } else if last_us.is_none() {
-            Health::Unreachable { reason: "no session".into() }
-        } else if silent_us > timing.unreachable_after.as_micros() as u64 {
-            Health::Unreachable { reason: format!("no reply for {silent_ms} ms") }
-        } else if silent_us > timing.degraded_after.as_micros() as u64 {
-            Health::Degraded { reason: format!("missed probes: silent for {silent_ms} ms") }
-        } else if peer.rtt.ewma().is_some_and(|rtt| rtt > timing.degraded_rtt)
-            && peer.rtt.last().is_some_and(|rtt| rtt > timing.degraded_rtt)
-        {
-            // Slow on average and still slow now: a passing spike (a burst of
-            // handshakes, a GC pause elsewhere) does not degrade a peer for long.
-            let rtt = peer.rtt.ewma().unwrap_or_default();
-            Health::Degraded { reason: format!("high RTT: {:.1} ms", rtt.as_secs_f64() * 1e3) }
-        } else {
-            Health::Healthy
-        };
-        (health, silent_us)
+        match member.state {
+            MemberState::Left => Health::Unreachable { reason: "left the cluster".into() },
+            MemberState::Dead => {
+                Health::Unreachable { reason: "no answer to direct or indirect probes".into() }
+            }
+            MemberState::Suspect => {
+                Health::Degraded { reason: "suspect: missed a probe round".into() }
+            }
+            MemberState::Alive => {
+                let rtt = peer.map(|p| &p.rtt);
+                if let Some(rtt) = rtt
+                    && rtt.ewma().is_some_and(|r| r > timing.degraded_rtt)
+                    && rtt.last().is_some_and(|r| r > timing.degraded_rtt)
+                {
+                    // Slow on average and still slow now: a passing spike does
+                    // not degrade a peer for long.
+                    let ms = rtt.ewma().unwrap_or_default().as_secs_f64() * 1e3;
+                    Health::Degraded { reason: format!("high RTT: {ms:.1} ms") }
+                } else {
+                    Health::Healthy
+                }
+            }
+        }
     }
 
     pub(super) fn peers(&self) -> Vec<PeerInfo> {
         let now_us = self.now_us();
         let now = Instant::now();
+        let swim = self.swim.lock();
         let state = self.state.lock();
-        let mut out: Vec<PeerInfo> = state
-            .peers
-            .iter()
-            .map(|(id, peer)| {
-                let (health, silent_us) = self.health_of(peer, now_us);
+        let mut out: Vec<PeerInfo> = swim
+            .members()
+            .map(|m| {
+                let id = m.alive.body.node;
+                let peer = state.peers.get(&id);
+                let last_us = peer.and_then(|p| {
+                    p.sessions.iter().map(|s| s.last_recv_us.load(Ordering::Relaxed)).max()
+                });
+                let last_heard = match last_us {
+                    Some(l) => Duration::from_micros(now_us.saturating_sub(l)),
+                    None => now.saturating_duration_since(m.since),
+                };
                 PeerInfo {
-                    node_id: *id,
-                    public_key: peer.public,
-                    addr: peer.addr,
-                    version: peer.version.clone(),
-                    flags: peer.flags,
-                    health,
-                    rtt: peer.rtt.ewma(),
-                    rtt_max_recent: peer.rtt.recent_max(),
-                    last_heard: Duration::from_micros(silent_us.min(u64::MAX / 2)),
-                    sessions: peer.sessions.len(),
-                    connected_for: now.saturating_duration_since(peer.first_seen),
+                    node_id: id,
+                    public_key: m.alive.key,
+                    addr: self.member_addr(m, peer),
+                    version: m.alive.body.version.clone(),
+                    flags: m.alive.body.flags,
+                    health: self.health_of(m, peer),
+                    rtt: peer.and_then(|p| p.rtt.ewma()),
+                    rtt_max_recent: peer.and_then(|p| p.rtt.recent_max()),
+                    last_heard,
+                    sessions: peer.map_or(0, |p| p.sessions.len()),
+                    connected_for: peer
+                        .map_or(Duration::ZERO, |p| now.saturating_duration_since(p.first_seen)),
                 }
             })
             .collect();
         out.sort_by_key(|p| p.node_id);
         out
+    }
+
+    /// Where a member is reached: its signed address, or, for a node bound to
+    /// a wildcard address, where its session came from.
+    fn member_addr(&self, m: &Member, peer: Option<&Peer>) -> SocketAddr {
+        let addr = m.alive.body.addr;
+        if addr.ip().is_unspecified()
+            && let Some(p) = peer
+        {
+            return SocketAddr::new(p.addr.ip(), addr.port());
+        }
+        addr
+    }
+
+    /// Members that are alive or suspect (sends to them are attempted).
+    pub(crate) fn live_peers(&self) -> Vec<NodeId> {
+        self.swim.lock().members().filter(|m| m.is_live()).map(|m| m.alive.body.node).collect()
+    }
+
+    /// Whether `node` is in the member table (in any state).
+    pub(crate) fn is_member(&self, node: NodeId) -> bool {
+        self.swim.lock().member(node).is_some()
+    }
+
+    /// Up to `count` live members, those with an open session first.
+    pub(crate) fn some_live_peers(&self, count: usize, except: NodeId) -> Vec<NodeId> {
+        let routes = self.routes.read();
+        let mut near = Vec::new();
+        let mut far = Vec::new();
+        for id in self.live_peers() {
+            if id == except {
+                continue;
+            }
+            if routes.contains_key(&id) { near.push(id) } else { far.push(id) }
+        }
+        drop(routes);
+        let mut rng = crate::swim::Rng::new(self.now_us() ^ self.node_id.0);
+        let mut out = Vec::new();
+        for pool in [&mut near, &mut far] {
+            while out.len() < count && !pool.is_empty() {
+                let i = rng.below(pool.len());
+                out.push(pool.swap_remove(i));
+            }
+        }
+        out
+    }
+
+    // ----- membership glue -----
+
+    pub(super) fn drain_refusals(&self, swim: &mut Swim) {
+        for r in swim.refused.drain(..) {
+            let counter = match r {
+                Refusal::BadSignature => &self.counters.member_bad_signature,
+                Refusal::WrongOwner => &self.counters.member_wrong_owner,
+                Refusal::Implausible => &self.counters.member_implausible,
+                Refusal::Full => &self.counters.member_full,
+                Refusal::NotAllowed => &self.counters.member_wrong_owner,
+            };
+            Counters::bump(counter);
+        }
+    }
+
+    /// Acts on member state changes: logs, failure records, routes.
+    pub(super) fn on_member_events(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        for e in &events {
+            log_event(e);
+            match e.to {
+                MemberState::Dead => {
+                    let reason = "no answer to direct or indirect probes";
+                    self.record_failure("peer_unreachable", &e.node.to_string(), reason);
+                    self.drop_sessions(e.node);
+                }
+                MemberState::Left => {
+                    self.record_failure("peer_left", &e.node.to_string(), "left the cluster");
+                    self.drop_sessions(e.node);
+                }
+                MemberState::Alive | MemberState::Suspect => {}
+            }
+        }
+        self.dirty.store(true, Ordering::Release);
+        self.bump_changes();
+    }
+
+    /// Sends SWIM messages, opening sessions where there are none.
+    pub(super) fn send_swim_now(&self, out: Vec<(NodeId, SwimMsg)>) {
+        for (to, msg) in out {
+            let Ok(bytes) = postcard::to_stdvec(&msg) else { continue };
+            let mut plain = Vec::with_capacity(bytes.len() + 8);
+            Frame::Swim(&bytes).encode_into(&mut plain);
+            self.send_or_queue(to, plain);
+        }
+    }
+
+    /// Sends an encoded frame to `to` on its session, or queues it and opens
+    /// one. False when `to` cannot be reached (not a live member, queue full).
+    pub(super) fn send_or_queue(&self, to: NodeId, plain: Vec<u8>) -> bool {
+        let route = self.routes.read().get(&to).cloned();
+        if let Some(route) = route {
+            self.send_encoded(&route.session, &plain);
+            return true;
+        }
+        let addr = {
+            let swim = self.swim.lock();
+            // Dead members too: membership offers them a push-pull now and
+            // then, in case they were only cut off.
+            let Some(m) = swim.member(to).filter(|m| m.state != MemberState::Left) else {
+                return false;
+            };
+            let state = self.state.lock();
+            self.member_addr(m, state.peers.get(&to))
+        };
+        let start = {
+            let mut state = self.state.lock();
+            let dialing = state.dialing.len();
+            match state.dialing.get_mut(&to) {
+                Some(d) => {
+                    if d.queued_bytes + plain.len() > DIAL_QUEUE_BYTES {
+                        Counters::bump(&self.counters.dial_over_budget);
+                        return false;
+                    }
+                    d.queued_bytes += plain.len();
+                    d.queued.push(plain);
+                    false
+                }
+                None if dialing >= MAX_DIALING => {
+                    Counters::bump(&self.counters.dial_over_budget);
+                    return false;
+                }
+                None => {
+                    let queued_bytes = plain.len();
+                    state.dialing.insert(
+                        to,
+                        Dialing {
+                            addr,
+                            started: Instant::now(),
+                            queued: vec![plain],
+                            queued_bytes,
+                            waiters: Vec::new(),
+                        },
+                    );
+                    true
+                }
+            }
+        };
+        if start {
+            self.initiate(addr);
+        }
+        true
+    }
+
+    /// Waits (at most two handshake timeouts) for a session to `to`, opening
+    /// one. True once there is one.
+    pub(super) async fn wait_session(&self, to: NodeId) -> bool {
+        if self.routes.read().contains_key(&to) {
+            return true;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let addr = {
+            let swim = self.swim.lock();
+            let Some(m) = swim.member(to).filter(|m| m.is_live()) else { return false };
+            let mut state = self.state.lock();
+            let addr = self.member_addr(m, state.peers.get(&to));
+            let dialing = state.dialing.len();
+            match state.dialing.get_mut(&to) {
+                Some(d) => {
+                    d.waiters.push(tx);
+                    None
+                }
+                None if dialing >= MAX_DIALING => return false,
+                None => {
+                    state.dialing.insert(
+                        to,
+                        Dialing {
+                            addr,
+                            started: Instant::now(),
+                            queued: Vec::new(),
+                            queued_bytes: 0,
+                            waiters: vec![tx],
+                        },
+                    );
+                    Some(addr)
+                }
+            }
+        };
+        if let Some(addr) = addr {
+            self.initiate(addr);
+        }
+        // The tick gives up on a dial after three handshake timeouts; this
+        // bound holds even if the node stops ticking meanwhile.
+        let bound = self.config.timing.handshake_timeout * 4;
+        matches!(tokio::time::timeout(bound, rx).await, Ok(Ok(true)))
+    }
+
+    /// A session with `node` is up: send what waited for it.
+    pub(super) fn flush_dialing(&self, node: NodeId, session: &Arc<Session>) {
+        let Some(d) = self.state.lock().dialing.remove(&node) else { return };
+        for plain in &d.queued {
+            self.send_encoded(session, plain);
+        }
+        for w in d.waiters {
+            let _ = w.send(true);
+        }
+    }
+
+    /// Sends an encoded frame, as fragments when it outgrows a datagram.
+    pub(super) fn send_encoded(&self, session: &Session, plain: &[u8]) {
+        if plain.len() + TRANSPORT_HEADER + TAG_LEN > self.config.limits.datagram_budget {
+            self.send_large_control(session, plain);
+        } else {
+            let _ = self.send_plain(session, plain);
+        }
     }
 
     // ----- maintenance -----
@@ -91,28 +325,13 @@ impl Inner {
         let now = Instant::now();
         let now_us = self.now_us();
         let timing = self.config.timing.clone();
-        let mut to_ping = Vec::new();
-        let mut to_gossip = Vec::new();
-        let mut to_dial = Vec::new();
         let mut resend_final = Vec::new();
         let mut expired_sessions = Vec::new();
-        let mut route_updates = Vec::new();
-        let mut changed = false;
-        let mut gossip_members = Vec::new();
-        let mut failures = Vec::new();
+        let mut redial = Vec::new();
+        let mut goodbyes = Vec::new();
         let dial_seeds;
         {
             let mut state = self.state.lock();
-            let probe_due = state.next_probe.is_none_or(|t| now >= t);
-            if probe_due {
-                state.next_probe = Some(now + timing.probe_interval);
-                state.probe_round += 1;
-            }
-            let round = state.probe_round;
-            let gossip_due = state.next_gossip.is_none_or(|t| now >= t);
-            if gossip_due {
-                state.next_gossip = Some(now + timing.gossip_interval);
-            }
             dial_seeds = !state.seeds.is_empty() && state.next_seed_dial.is_none_or(|t| now >= t);
 
             // Handshakes that got no answer in time.
@@ -127,65 +346,71 @@ impl Inner {
             if timed_out > 0 {
                 self.counters.handshakes_failed.fetch_add(timed_out as u64, Ordering::Relaxed);
             }
+            // Dials on demand: retry once a handshake was lost, give up after
+            // three handshake timeouts.
+            let State { dialing, initiating, .. } = &mut *state;
+            dialing.retain(|_, d| {
+                if now.saturating_duration_since(d.started) > timing.handshake_timeout * 3 {
+                    for w in d.waiters.drain(..) {
+                        let _ = w.send(false);
+                    }
+                    return false;
+                }
+                if !initiating.values().any(|i| i.addr == d.addr) {
+                    redial.push(d.addr);
+                }
+                true
+            });
 
-            let mut members = Vec::new();
-            let mut forget = Vec::new();
+            // Sessions: older duplicates that went quiet, idle ones, and the
+            // least recently heard past the cap.
+            let idle_us = (timing.probe_interval * SESSION_IDLE_ROUNDS).as_micros() as u64;
+            let mut open: Vec<(u64, NodeId)> = Vec::new();
+            let mut empty = Vec::new();
             for (id, peer) in state.peers.iter_mut() {
-                let (health, _) = self.health_of(peer, now_us);
-                if health.label() != peer.last_label {
-                    log_transition(*id, peer.addr, peer.left, peer.last_label, &health);
-                    if health.is_unreachable() && !peer.last_label.is_empty() {
-                        let kind = if peer.left { "peer_left" } else { "peer_unreachable" };
-                        let reason = health.reason().unwrap_or_default().to_owned();
-                        failures.push((kind, id.to_string(), reason));
-                    }
-                    peer.last_label = health.label();
-                    changed = true;
-                    route_updates.push((*id, health.is_unreachable()));
-                }
-                if health.is_unreachable() {
-                    let down_since = *peer.down_since.get_or_insert(now);
-                    if now.saturating_duration_since(down_since) > timing.forget_after {
-                        forget.push(*id);
-                    } else if !peer.left && now >= peer.next_redial {
-                        let factor = 1u32 << peer.redial_backoff.min(3);
-                        peer.next_redial = now + timing.redial_interval * factor;
-                        peer.redial_backoff += 1;
-                        to_dial.push(peer.addr);
-                    }
-                    continue;
-                }
-                peer.down_since = None;
-                if let Some(s) = peer.sessions.last() {
-                    // Each side pings every other round, the two sides in
-                    // opposite rounds: a peer still hears from us every probe
-                    // interval (our ping or our pong to its ping), with half the
-                    // datagrams, and both sides keep measuring RTT.
-                    // New peers are pinged every round for their first seconds,
-                    // so a joining cluster measures RTT and settles quickly.
-                    let settling =
-                        now.saturating_duration_since(peer.first_seen) < Duration::from_secs(3);
-                    let my_turn = settling || (round + u64::from(self.node_id < *id)) % 2 == 0;
-                    if probe_due && my_turn {
-                        to_ping.push(s.clone());
-                    }
-                    members.push(MemberEntry { node_id: *id, addr: peer.addr });
-                    if gossip_due {
-                        to_gossip.push(s.clone());
-                    }
-                }
-                // Sessions other than the newest that went quiet are done.
                 let newest = peer.sessions.last().map(|s| s.local_idx);
-                let idle = timing.unreachable_after.as_micros() as u64;
+                let quiet = timing.unreachable_after.as_micros() as u64;
                 peer.sessions.retain(|s| {
-                    let keep = Some(s.local_idx) == newest
-                        || now_us.saturating_sub(s.last_recv_us.load(Ordering::Relaxed)) < idle;
+                    let silent = now_us.saturating_sub(s.last_recv_us.load(Ordering::Relaxed));
+                    let keep =
+                        if Some(s.local_idx) == newest { silent < idle_us } else { silent < quiet };
                     if !keep {
                         expired_sessions.push(s.local_idx);
+                        if Some(s.local_idx) == newest {
+                            goodbyes.push(s.clone());
+                        }
                     }
                     keep
                 });
+                match peer.sessions.last() {
+                    Some(s) => open.push((s.last_recv_us.load(Ordering::Relaxed), *id)),
+                    None => empty.push(*id),
+                }
             }
+            if open.len() > MAX_OPEN_SESSIONS {
+                open.sort_unstable();
+                for (_, id) in &open[..open.len() - MAX_OPEN_SESSIONS] {
+                    if let Some(peer) = state.peers.get_mut(id) {
+                        for s in peer.sessions.drain(..) {
+                            expired_sessions.push(s.local_idx);
+                            goodbyes.push(s);
+                        }
+                        empty.push(*id);
+                    }
+                }
+            }
+            // A peer without sessions keeps its RTT history while it is a
+            // member; the entry goes when the member is forgotten.
+            let swim = self.swim.lock();
+            state.peers.retain(|id, p| !p.sessions.is_empty() || swim.member(*id).is_some());
+            drop(swim);
+            if !empty.is_empty() {
+                let mut routes = self.routes.write();
+                for id in &empty {
+                    routes.remove(id);
+                }
+            }
+
             // Message 3 lost? Resend it until the responder speaks, then give up.
             let resend_after = timing.handshake_timeout.as_micros() as u64 / 2;
             let give_up = timing.handshake_timeout * 4;
@@ -202,36 +427,11 @@ impl Inner {
                 }
                 true
             });
-            for id in forget {
-                if let Some(peer) = state.peers.remove(&id) {
-                    expired_sessions.extend(peer.sessions.iter().map(|s| s.local_idx));
-                    route_updates.push((id, true));
-                    changed = true;
-                }
-                self.routes.write().remove(&id);
-            }
-            // Members learned by gossip whose turn to dial has come (a bounded
-            // number per tick: the rest wait for the next one).
-            for known in state.known.values_mut() {
-                if to_dial.len() >= DIALS_PER_TICK {
-                    break;
-                }
-                if now >= known.next_attempt {
-                    known.next_attempt = now + timing.handshake_timeout * 2;
-                    to_dial.push(known.addr);
-                }
-            }
-            let forget_after = timing.forget_after;
-            state.known.retain(|_, k| now.saturating_duration_since(k.learned) < forget_after);
-            if gossip_due {
-                gossip_members = members;
-            }
         }
-        if !gossip_members.is_empty() {
-            let frame = Frame::Members(gossip_members);
-            for s in &to_gossip {
-                self.send_frame(s, &frame);
-            }
+        for s in &goodbyes {
+            // The other side closes its copy too, instead of sending into a
+            // session that is gone here.
+            self.send_frame(s, &Frame::Leave);
         }
         if !expired_sessions.is_empty() {
             let mut index = self.sessions.write();
@@ -239,27 +439,42 @@ impl Inner {
                 index.remove(&idx);
             }
         }
-        if !route_updates.is_empty() {
-            let mut routes = self.routes.write();
-            for (id, unreachable) in route_updates {
-                if let Some(route) = routes.get_mut(&id) {
-                    route.unreachable = unreachable;
-                }
-            }
-        }
-        for s in &to_ping {
-            self.send_ping(s);
-        }
         for s in resend_final {
             if let Some(d) = &s.final_datagram {
                 s.final_sent_us.store(now_us, Ordering::Relaxed);
                 let _ = self.send_datagram(d, s.addr);
             }
         }
-        for addr in to_dial {
+        for addr in redial {
             self.initiate(addr);
         }
-        if dial_seeds {
+        // Membership timers.
+        let mut out = Vec::new();
+        let (events, failed, alone) = {
+            let routes = self.routes.read();
+            let connected = |n: NodeId| routes.contains_key(&n);
+            let mut swim = self.swim.lock();
+            swim.tick(now, now_us, &connected, &mut out);
+            self.drain_refusals(&mut swim);
+            (swim.take_events(), swim.take_direct_failures(), swim.live_count() == 0)
+        };
+        for node in failed {
+            // A direct probe went unanswered on a session nothing has arrived
+            // on for rounds: the other side may have closed it (its goodbye
+            // lost); say so and let the next send open a fresh one. A busy
+            // session (an ack lost in traffic) is left alone.
+            let session = self.routes.read().get(&node).map(|r| r.session.clone());
+            if let Some(s) = session {
+                let silent = now_us.saturating_sub(s.last_recv_us.load(Ordering::Relaxed));
+                if silent > (timing.probe_interval * 2).as_micros() as u64 {
+                    self.send_frame(&s, &Frame::Leave);
+                    self.drop_sessions(node);
+                }
+            }
+        }
+        self.on_member_events(events);
+        self.send_swim_now(out);
+        if dial_seeds && alone {
             self.dial_seeds(now);
         }
         // Incomplete fragmented messages past their timeout.
@@ -269,12 +484,6 @@ impl Inner {
             if expired > 0 {
                 self.counters.reassembly_drops.fetch_add(expired as u64, Ordering::Relaxed);
             }
-        }
-        for (kind, subject, reason) in failures {
-            self.record_failure(kind, &subject, &reason);
-        }
-        if changed {
-            self.bump_changes();
         }
     }
 }

@@ -402,8 +402,18 @@ impl Inner {
         match decoded {
             MigrateMessage::Offer { id, name, kind, key_seed, state, started_at_ms } => {
                 let key_seed = Zeroizing::new(key_seed);
-                let reply =
-                    self.accept_offer(id, from, &name, &kind, &key_seed, &state, started_at_ms);
+                // The factory is the daemon author's code and may take its
+                // time: it runs on the blocking pool, not on an async worker.
+                let inner = self.clone();
+                let restore = tokio::task::spawn_blocking(move || {
+                    inner.accept_offer(id, from, &name, &kind, &key_seed, &state, started_at_ms)
+                });
+                let reply = match restore.await {
+                    Ok(reply) => reply,
+                    Err(e) => {
+                        MigrateMessage::Refused { id, reason: format!("restore task failed: {e}") }
+                    }
+                };
                 let _ = handle.send(from, MIGRATE_KIND, &reply.encode()).await;
             }
             MigrateMessage::Cutover { id, replay } => {

@@ -3,19 +3,6 @@
 
 use super::*;
 
-/// Members from one member list dialled at once (the others wait their turn).
-const DIALS_AT_ONCE: usize = 64;
-/// Members heard of through gossip but not yet met, at most.
-pub(super) const MAX_KNOWN: usize = 4096;
-/// New members one peer may introduce: per second, and in a burst (a joining
-/// node's first member list from its seed fits in the burst).
-const INTRODUCTIONS_PER_S: f64 = 16.0;
-const INTRODUCTIONS_BURST: f64 = 256.0;
-
-pub(super) fn gossip_budget() -> crate::budget::HashedBudget {
-    crate::budget::HashedBudget::new(1024, INTRODUCTIONS_PER_S, INTRODUCTIONS_BURST)
-}
-
 /// Whether a gossiped address is one a member could be reached at.
 pub(crate) fn dialable(addr: &SocketAddr) -> bool {
     if addr.port() == 0 {
@@ -111,7 +98,7 @@ impl Inner {
                     }
                 }
             }
-            Frame::Members(list) => self.learn_members(session.peer, list),
+            Frame::Swim(bytes) => self.on_swim(session, bytes),
             Frame::Leave => self.peer_left(session.peer),
             Frame::Message { kind, payload } => {
                 self.dispatch(session.peer, MessageKind(kind), Bytes::copy_from_slice(payload))
@@ -129,7 +116,7 @@ impl Inner {
                     Ok(None) => {}
                     Ok(Some(done)) if done.kind == CONTROL_KIND.0 => {
                         match Frame::decode(&done.payload) {
-                            Ok(Frame::Members(list)) => self.learn_members(session.peer, list),
+                            Ok(Frame::Swim(bytes)) => self.on_swim(session, bytes),
                             _ => Counters::bump(&self.counters.malformed),
                         }
                     }
@@ -173,64 +160,52 @@ impl Inner {
         }
     }
 
-    /// Members a peer told us about. What a key holder can make us do with
-    /// this is bounded: addresses nobody can be reached at (port 0, unspecified,
-    /// multicast, broadcast) are refused, each gossiping peer may introduce
-    /// only so many new members per second, and `known` is capped.
-    pub(super) fn learn_members(&self, from: NodeId, list: Vec<MemberEntry>) {
-        let now = Instant::now();
-        let mut dial_now = Vec::new();
+    /// A membership message from a session's peer.
+    pub(super) fn on_swim(&self, session: &Arc<Session>, bytes: &[u8]) {
+        let msg: SwimMsg = match postcard::from_bytes(bytes) {
+            Ok(msg) => msg,
+            Err(_) => {
+                Counters::bump(&self.counters.malformed);
+                return;
+            }
+        };
+        let now_us = self.now_us();
+        if let SwimMsg::Ack { sent_us, relayed: false, .. } = &msg
+            && *sent_us > 0
+            && *sent_us <= now_us
         {
             let mut state = self.state.lock();
-            for entry in list {
-                if entry.node_id == self.node_id {
-                    continue;
-                }
-                if !dialable(&entry.addr) {
-                    Counters::bump(&self.counters.gossip_bad_address);
-                    continue;
-                }
-                if let Some(peer) = state.peers.get_mut(&entry.node_id) {
-                    // Known peer: if it is down or gone, this is news that it lives.
-                    let down = peer.left || peer.sessions.is_empty();
-                    if down && peer.next_redial > now {
-                        peer.next_redial = now;
-                    }
-                    continue;
-                }
-                if state.known.contains_key(&entry.node_id) {
-                    continue;
-                }
-                if state.known.len() >= MAX_KNOWN || !self.gossip_budget.lock().take(from, now) {
-                    Counters::bump(&self.counters.gossip_over_budget);
-                    continue;
-                }
-                // The smaller id initiates at once; the larger waits a moment for
-                // it, so a pair normally runs one handshake, not two.
-                let timing = &self.config.timing;
-                let first = self.node_id < entry.node_id;
-                let next_attempt =
-                    now + if first { timing.handshake_timeout } else { timing.initiate_fallback };
-                state
-                    .known
-                    .insert(entry.node_id, Known { addr: entry.addr, learned: now, next_attempt });
-                if first {
-                    dial_now.push(entry.addr);
-                }
+            if let Some(peer) = state.peers.get_mut(&session.peer) {
+                peer.rtt.record(now_us - sent_us);
             }
         }
-        // A few at once; the maintenance tick dials the rest in turn.
-        for addr in dial_now.into_iter().take(DIALS_AT_ONCE) {
-            self.initiate(addr);
-        }
+        let mut out = Vec::new();
+        let events = {
+            let mut swim = self.swim.lock();
+            swim.on_message(session.peer, msg, Instant::now(), mesh_auth::unix_now_ms(), &mut out);
+            self.drain_refusals(&mut swim);
+            swim.take_events()
+        };
+        self.on_member_events(events);
+        self.send_swim_now(out);
     }
 
+    /// The peer said goodbye on its session: its sessions are closed (its
+    /// signed leave, through membership, marks it left everywhere).
     pub(super) fn peer_left(&self, node_id: NodeId) {
+        self.drop_sessions(node_id);
+        tracing::debug!(node = %self.node_id, peer = %node_id, "peer said goodbye");
+        self.bump_changes();
+    }
+
+    /// Closes every session with `node_id`.
+    pub(super) fn drop_sessions(&self, node_id: NodeId) {
         let sessions = {
             let mut state = self.state.lock();
-            let Some(peer) = state.peers.get_mut(&node_id) else { return };
-            peer.left = true;
-            std::mem::take(&mut peer.sessions)
+            match state.peers.get_mut(&node_id) {
+                Some(peer) => std::mem::take(&mut peer.sessions),
+                None => Vec::new(),
+            }
         };
         {
             let mut index = self.sessions.write();
@@ -239,7 +214,5 @@ impl Inner {
             }
         }
         self.routes.write().remove(&node_id);
-        tracing::debug!(node = %self.node_id, peer = %node_id, "peer left");
-        self.bump_changes();
     }
 }

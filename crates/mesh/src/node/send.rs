@@ -6,8 +6,10 @@ use super::*;
 impl MeshHandle {
     /// Sends `payload` as a message of `kind` to `to`, best effort: no
     /// acknowledgement, no retransmission. Messages above the datagram budget are
-    /// fragmented (and yield to the runtime between bursts). Fails fast when there
-    /// is no session, the peer is Unreachable, or the message is too large.
+    /// fragmented (and yield to the runtime between bursts). Without a session
+    /// to a live member, one is opened first (waiting at most a few handshake
+    /// timeouts). Fails fast when `to` is not a member, is Unreachable or left,
+    /// or the message is too large.
     pub async fn send(
         &self,
         to: NodeId,
@@ -18,7 +20,13 @@ impl MeshHandle {
             return self.send_now(to, kind, payload);
         }
         let inner = &self.inner;
-        let session = self.route(to, payload.len(), inner.config.limits.max_message)?;
+        let max = inner.config.limits.max_message;
+        let session = match self.route(to, payload.len(), max) {
+            Err(SendError::NoRoute(_)) if inner.wait_session(to).await => {
+                self.route(to, payload.len(), max)?
+            }
+            other => other?,
+        };
         let budget = inner.config.limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;
         let piece = budget - Frame::FRAGMENT_OVERHEAD;
         let count = payload.len().div_ceil(piece) as u32;
@@ -39,6 +47,21 @@ impl MeshHandle {
         Ok(())
     }
 
+    /// Sends without ever making the caller wait for a session to be opened:
+    /// one datagram goes at once (or is queued behind the handshake), a
+    /// bigger message is sent from its own task. For the node's own loops,
+    /// which must not stall behind a handshake.
+    pub(crate) fn send_soon(&self, to: NodeId, kind: MessageKind, payload: Vec<u8>) {
+        if payload.len() <= self.single_datagram_max() {
+            let _ = self.send_now(to, kind, &payload);
+            return;
+        }
+        let handle = self.clone();
+        tokio::spawn(async move {
+            let _ = handle.send(to, kind, &payload).await;
+        });
+    }
+
     /// The largest payload [`send_now`](Self::send_now) takes: what fits in one
     /// datagram after the framing (from `MeshConfig::limits.datagram_budget`).
     pub fn single_datagram_max(&self) -> usize {
@@ -52,8 +75,21 @@ impl MeshHandle {
     /// same best-effort delivery and fast failures as [`send`](Self::send); a
     /// payload above [`single_datagram_max`](Self::single_datagram_max) gives
     /// [`SendError::TooLarge`] with that limit (use `send`, which fragments).
+    /// Without a session to a live member the message is queued and a session
+    /// opened.
     pub fn send_now(&self, to: NodeId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
-        let session = self.route(to, payload.len(), self.single_datagram_max())?;
+        let session = match self.route(to, payload.len(), self.single_datagram_max()) {
+            Err(SendError::NoRoute(_)) => {
+                let mut plain = Vec::with_capacity(payload.len() + Frame::MESSAGE_OVERHEAD);
+                Frame::Message { kind: kind.0, payload }.encode_into(&mut plain);
+                if self.inner.send_or_queue(to, plain) {
+                    Counters::bump(&self.inner.counters.messages_out);
+                    return Ok(());
+                }
+                return Err(SendError::NoRoute(to));
+            }
+            other => other?,
+        };
         self.inner.send_frame_now(&session, &Frame::Message { kind: kind.0, payload })?;
         Counters::bump(&self.inner.counters.messages_out);
         Ok(())
@@ -73,17 +109,19 @@ impl MeshHandle {
         if size > max {
             return Err(SendError::TooLarge { size, max });
         }
-        let (session, unreachable) = {
-            let routes = inner.routes.read();
-            let route = routes.get(&to).ok_or(SendError::NoRoute(to))?;
-            (route.session.clone(), route.unreachable)
-        };
-        // The same rule as `peers()`, evaluated now rather than at the last tick.
-        let silent_us = inner.now_us().saturating_sub(session.last_recv_us.load(Ordering::Relaxed));
-        if unreachable || silent_us > inner.config.timing.unreachable_after.as_micros() as u64 {
-            return Err(SendError::Unreachable(to));
+        let route = inner.routes.read().get(&to).cloned();
+        if let Some(route) = route
+            && !route.unreachable
+        {
+            return Ok(route.session);
         }
-        Ok(session)
+        // No session: a live member gets one on demand (the callers open it);
+        // a dead or departed one is Unreachable; anyone else has no route.
+        match inner.swim.lock().member(to) {
+            Some(m) if m.is_live() => Err(SendError::NoRoute(to)),
+            Some(_) => Err(SendError::Unreachable(to)),
+            None => Err(SendError::NoRoute(to)),
+        }
     }
 
     /// Encodes `value` with postcard and sends it (see [`MeshHandle::send`]).
@@ -179,8 +217,8 @@ impl Inner {
         let mut plain = Vec::with_capacity(64);
         frame.encode_into(&mut plain);
         if plain.len() + TRANSPORT_HEADER + TAG_LEN > self.config.limits.datagram_budget {
-            // Control frames (member lists) that outgrow a datagram go as fragments.
-            if let Frame::Members(_) = frame {
+            // Membership frames (push-pull) that outgrow a datagram go as fragments.
+            if let Frame::Swim(_) = frame {
                 self.send_large_control(session, &plain);
             }
             return;
@@ -188,7 +226,7 @@ impl Inner {
         let _ = self.send_plain(session, &plain);
     }
 
-    /// Member lists of big clusters exceed one datagram; wrap the encoded frame in
+    /// Push-pull messages of big clusters exceed one datagram; wrap the encoded frame in
     /// an internal message kind and fragment it.
     pub(super) fn send_large_control(&self, session: &Session, encoded: &[u8]) {
         let budget = self.config.limits.datagram_budget - TRANSPORT_HEADER - TAG_LEN;

@@ -97,6 +97,22 @@ impl MeshNode {
             admin: AdminState::default(),
         };
         let (snapshot, _) = watch::channel(Arc::new(MeshSnapshot::empty(this_node, incarnation)));
+        let mut swim_seed = [0u8; 8];
+        getrandom::getrandom(&mut swim_seed).map_err(|e| MeshError::Random(e.to_string()))?;
+        let own = crate::swim::AliveBody {
+            node: identity.node_id(),
+            addr: local_addr,
+            incarnation,
+            flags: config.flags,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let swim = crate::swim::Swim::new(
+            identity.clone(),
+            own,
+            crate::swim::SwimTiming::from_profile(&config.timing),
+            u64::from_le_bytes(swim_seed),
+            config.allow_list.clone(),
+        );
         let inner = Arc::new(Inner {
             net,
             local_addr,
@@ -131,7 +147,7 @@ impl MeshNode {
             ledger: Mutex::new(ledger),
             admin_budget: Mutex::new(admin::unsigned_budget()),
             opener_guard: Mutex::new(handshake::OpenerGuard::new()),
-            gossip_budget: Mutex::new(receive::gossip_budget()),
+            swim: Mutex::new(swim),
             migrations: Mutex::new(migrate::Migrations::default()),
         });
         if let Some((path, bytes)) = torn_tail {

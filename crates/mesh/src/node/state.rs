@@ -22,8 +22,12 @@ pub(super) const STATE_TICK: Duration = Duration::from_millis(50);
 /// Saturation and resource figures alone (they move all the time) are pushed to
 /// peers at most this often; anything else is pushed at once.
 const QUIET_PUSH_INTERVAL: Duration = Duration::from_millis(500);
-/// Peers sent a fold digest each gossip interval (in turn).
-const DIGEST_FANOUT: usize = 3;
+/// Members sent a fold digest each gossip interval (chosen at random, those
+/// with an open session first).
+const DIGEST_FANOUT: usize = 1;
+/// Members a new summary is pushed to, by its owner and by every node it is
+/// news to.
+const FOLD_FANOUT: usize = 3;
 /// How often host resources are sampled.
 const RESOURCE_INTERVAL: Duration = Duration::from_secs(1);
 /// Log lines and failures carried in each snapshot.
@@ -222,13 +226,6 @@ impl Inner {
         Some(wire)
     }
 
-    /// Whether `node` is a member here: a peer with (or once with) a session,
-    /// or one heard of through gossip.
-    fn is_member(&self, node: NodeId) -> bool {
-        let state = self.state.lock();
-        state.peers.contains_key(&node) || state.known.contains_key(&node)
-    }
-
     /// Follows a newer freeze or thaw carried in peers' summaries, if its
     /// operator signatures check out here (see [`Inner::adopt_freeze`]).
     fn follow_cluster_freeze(&self) {
@@ -259,10 +256,6 @@ impl Inner {
         }
     }
 
-    pub(crate) fn live_peers(&self) -> Vec<NodeId> {
-        self.routes.read().iter().filter(|(_, r)| !r.unreachable).map(|(id, _)| *id).collect()
-    }
-
     async fn state_tick(self: &Arc<Self>, force_push: bool) {
         let now = Instant::now();
         let handle = MeshHandle { inner: self.clone() };
@@ -270,9 +263,11 @@ impl Inner {
         self.gc_migrations(now);
         self.follow_cluster_freeze();
         if let Some(summary) = self.refresh_own(now, force_push) {
+            // To a few members; each passes news on (see on_fold), so it
+            // spreads like an epidemic instead of one send per member.
             let bytes = FoldMessage::Summaries(vec![summary]).encode();
-            for peer in self.live_peers() {
-                let _ = handle.send(peer, FOLD_KIND, &bytes).await;
+            for peer in self.some_live_peers(FOLD_FANOUT, self.node_id) {
+                handle.send_soon(peer, FOLD_KIND, bytes.clone());
             }
         }
         let digest_round = {
@@ -286,16 +281,13 @@ impl Inner {
         };
         if let Some(round) = digest_round {
             self.forget_dead_summaries(now);
-            let bytes = FoldMessage::Digest(self.fold.lock().fold.digest()).encode();
+            let bytes = FoldMessage::Root(self.fold.lock().fold.root()).encode();
             // Anti-entropy only (news is pushed as it happens): a few peers per
             // round, in turn, so every peer is compared within a few rounds
             // without a digest to every peer every second.
-            let mut peers = self.live_peers();
-            peers.sort_unstable();
-            let n = peers.len();
-            for i in 0..n.min(DIGEST_FANOUT) {
-                let peer = peers[(round * DIGEST_FANOUT + i) % n];
-                let _ = handle.send(peer, FOLD_KIND, &bytes).await;
+            let _ = round;
+            for peer in self.some_live_peers(DIGEST_FANOUT, self.node_id) {
+                handle.send_soon(peer, FOLD_KIND, bytes.clone());
             }
         }
         self.maybe_rebuild(now);
@@ -488,28 +480,55 @@ impl Inner {
                         }
                     }
                 }
-                let mut fs = self.fold.lock();
-                for summary in verified {
-                    let node = summary.summary().node;
-                    let quiet =
-                        fs.fold.get(node).is_some_and(|old| old.quiet_change(summary.summary()));
-                    if fs.fold.apply(summary) {
-                        fs.applied_at.insert(node, now);
-                        // Saturation and resource figures alone wait for the
-                        // periodic rebuild (at most a second).
-                        if !quiet {
-                            self.dirty.store(true, Ordering::Release);
+                // News pushed to us is passed on (pushes are small; answers
+                // to a digest are not forwarded).
+                let forward = verified.len() <= 4;
+                let mut news = Vec::new();
+                let recent = {
+                    let mut fs = self.fold.lock();
+                    for summary in verified {
+                        let node = summary.summary().node;
+                        let quiet = fs
+                            .fold
+                            .get(node)
+                            .is_some_and(|old| old.quiet_change(summary.summary()));
+                        let wire = forward.then(|| summary.signed().clone());
+                        if fs.fold.apply(summary) {
+                            news.extend(wire);
+                            fs.applied_at.insert(node, now);
+                            // Saturation and resource figures alone wait for the
+                            // periodic rebuild (at most a second).
+                            if !quiet {
+                                self.dirty.store(true, Ordering::Release);
+                            }
                         }
                     }
-                }
-                // News from a peer is shown at once unless a rebuild just ran
-                // (bursts still coalesce to one rebuild per 10 ms).
-                let recent = fs
-                    .last_rebuild
-                    .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(10));
-                drop(fs);
+                    // News from a peer is shown at once unless a rebuild just ran
+                    // (bursts still coalesce to one rebuild per 10 ms).
+                    fs.last_rebuild.is_some_and(|t| {
+                        now.saturating_duration_since(t) < Duration::from_millis(10)
+                    })
+                };
                 if !recent && self.dirty.swap(false, Ordering::AcqRel) {
                     self.rebuild_snapshot();
+                }
+                if !news.is_empty() {
+                    let bytes = FoldMessage::Summaries(news).encode();
+                    let handle = MeshHandle { inner: self.clone() };
+                    for peer in self.some_live_peers(FOLD_FANOUT, message.from) {
+                        handle.send_soon(peer, FOLD_KIND, bytes.clone());
+                    }
+                }
+            }
+            FoldMessage::Root(theirs) => {
+                let (mine, digest) = {
+                    let fs = self.fold.lock();
+                    (fs.fold.root(), fs.fold.digest())
+                };
+                if mine != theirs {
+                    let bytes = FoldMessage::Digest(digest).encode();
+                    let handle = MeshHandle { inner: self.clone() };
+                    handle.send_soon(message.from, FOLD_KIND, bytes.clone());
                 }
             }
             FoldMessage::Digest(theirs) => {
@@ -526,12 +545,12 @@ impl Inner {
                 let handle = MeshHandle { inner: self.clone() };
                 if !newer.is_empty() {
                     let bytes = FoldMessage::Summaries(newer).encode();
-                    let _ = handle.send(message.from, FOLD_KIND, &bytes).await;
+                    handle.send_soon(message.from, FOLD_KIND, bytes.clone());
                 }
                 if they_have_newer {
                     // Pull: our digest makes them send what we lack.
                     let bytes = FoldMessage::Digest(self.fold.lock().fold.digest()).encode();
-                    let _ = handle.send(message.from, FOLD_KIND, &bytes).await;
+                    handle.send_soon(message.from, FOLD_KIND, bytes.clone());
                 }
             }
         }

@@ -1,0 +1,1162 @@
+//! Membership: SWIM with Lifeguard's refinements, as a state machine without
+//! I/O. The node feeds it messages and clock ticks; it answers with messages to
+//! send and member state changes. Everything travels inside Noise sessions, so
+//! the sender of a message is authenticated; what a message says about *other*
+//! nodes is bounded by signatures:
+//!
+//! - A member exists, at an address and incarnation, only through an
+//!   [`SignedAlive`] record signed by its own identity key. Nobody else can
+//!   invent a member, move one to another address, or raise its incarnation.
+//! - A member has left only through its own [`SignedLeft`].
+//! - Suspect and Dead claims name an incarnation. A claim is believed only for
+//!   the incarnation this node holds the member's signature for; the member
+//!   refutes it by signing a higher incarnation. A key holder can therefore
+//!   suspect a live member (which refutes within a round or two), never invent,
+//!   move or silence one for good.
+//!
+//! The protocol: each round a node probes one member (randomised round robin).
+//! No direct ack within the probe timeout: it asks `k` other members to probe it
+//! (`ProbeReq`); they answer with the ack or a nack. No ack by the end of the
+//! round: the member is Suspect. Suspicion ends in Dead after a timeout that
+//! grows with log n and shrinks with independent confirmations (Lifeguard);
+//! the suspect refutes with a higher incarnation. A node's own health (missed
+//! acks and nacks, refutations) stretches its probe timeouts (Lifeguard's local
+//! health multiplier), so a slow node does not accuse healthy ones.
+//!
+//! Changes travel as updates piggybacked on probes and acks and in small gossip
+//! messages to a few members, each retransmitted about λ·log n times; a
+//! periodic push-pull with one random member (digest first, then only the
+//! records that differ) repairs what gossip missed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mesh_auth::{EntityKeypair, NodeId, PublicKey, Signature};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+const ALIVE_DOMAIN: &[u8] = b"mesh/swim/alive/v1\0";
+const LEFT_DOMAIN: &[u8] = b"mesh/swim/left/v1\0";
+/// Longest software version string a record carries.
+pub(crate) const MAX_VERSION_LEN: usize = 32;
+/// Members kept at most (dead and left ones included).
+pub(crate) const MAX_MEMBERS: usize = 4096;
+/// An incarnation is the member's start time (ms since the Unix epoch) plus its
+/// refutations: one further ahead of this node's clock than this is refused.
+pub(crate) const MAX_INCARNATION_SKEW_MS: u64 = 60_000;
+/// Updates piggybacked on one message take at most this many bytes.
+const PIGGYBACK_BYTES: usize = 900;
+/// Records per push-pull message (the rest follow in further messages).
+const SYNC_CHUNK: usize = 48;
+/// Retransmissions of an update: λ · ceil(log2(n + 1)).
+const RETRANSMIT_MULT: u32 = 4;
+/// Members asked to probe for us when a direct probe goes unanswered.
+const INDIRECT_PROBES: usize = 3;
+/// Members a gossip round sends pending updates to.
+const GOSSIP_FANOUT: usize = 3;
+/// Local health multiplier ceiling (timeouts stretch up to 1 + this times).
+const MAX_LHM: u32 = 8;
+/// Independent suspicions that bring the suspicion timeout to its minimum.
+const EXPECTED_CONFIRMATIONS: usize = 3;
+
+/// What a member's signed record says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AliveBody {
+    pub(crate) node: NodeId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) incarnation: u64,
+    pub(crate) flags: u32,
+    pub(crate) version: String,
+}
+
+/// A member's own statement that it is alive at `addr` with `incarnation`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SignedAlive {
+    pub(crate) key: PublicKey,
+    pub(crate) body: AliveBody,
+    pub(crate) signature: Signature,
+}
+
+fn alive_bytes(body: &AliveBody) -> Vec<u8> {
+    let mut out = ALIVE_DOMAIN.to_vec();
+    out.extend_from_slice(&postcard::to_stdvec(body).unwrap_or_default());
+    out
+}
+
+fn left_bytes(node: NodeId, incarnation: u64) -> Vec<u8> {
+    let mut out = LEFT_DOMAIN.to_vec();
+    out.extend_from_slice(&node.0.to_le_bytes());
+    out.extend_from_slice(&incarnation.to_le_bytes());
+    out
+}
+
+impl SignedAlive {
+    pub(crate) fn sign(body: AliveBody, identity: &EntityKeypair) -> Self {
+        let signature = identity.sign(&alive_bytes(&body));
+        Self { key: identity.public(), body, signature }
+    }
+
+    /// Why the record cannot be believed, if it cannot.
+    pub(crate) fn check(&self, now_ms: u64) -> Result<(), Refusal> {
+        if self.key.node_id() != self.body.node {
+            return Err(Refusal::WrongOwner);
+        }
+        if self.body.version.len() > MAX_VERSION_LEN
+            || !(crate::node::dialable(&self.body.addr)
+                || (self.body.addr.ip().is_unspecified() && self.body.addr.port() != 0))
+            || self.body.incarnation > now_ms + MAX_INCARNATION_SKEW_MS
+        {
+            return Err(Refusal::Implausible);
+        }
+        if !self.key.verify(&alive_bytes(&self.body), &self.signature) {
+            return Err(Refusal::BadSignature);
+        }
+        Ok(())
+    }
+}
+
+/// A member's own statement that it left at `incarnation`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SignedLeft {
+    pub(crate) node: NodeId,
+    pub(crate) incarnation: u64,
+    pub(crate) signature: Signature,
+}
+
+/// One membership change as it is disseminated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Update {
+    Alive(SignedAlive),
+    Suspect { node: NodeId, incarnation: u64 },
+    Dead { node: NodeId, incarnation: u64 },
+    Left(SignedLeft),
+}
+
+impl Update {
+    fn node(&self) -> NodeId {
+        match self {
+            Update::Alive(a) => a.body.node,
+            Update::Suspect { node, .. } | Update::Dead { node, .. } => *node,
+            Update::Left(l) => l.node,
+        }
+    }
+}
+
+/// Messages between members (inside a Noise session).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SwimMsg {
+    /// "Are you there?" Answered with `Ack` carrying the same `seq`.
+    Probe { seq: u32, sent_us: u64, updates: Vec<Update> },
+    /// The answer to a probe; `relayed` when it answers a `ProbeReq`.
+    Ack { seq: u32, sent_us: u64, relayed: bool, updates: Vec<Update> },
+    /// "Probe `target` for me and tell me."
+    ProbeReq { seq: u32, target: NodeId, updates: Vec<Update> },
+    /// "I asked `target` for you and heard nothing" (Lifeguard).
+    Nack { seq: u32 },
+    /// Pending updates, to a few members per gossip round.
+    Gossip { updates: Vec<Update> },
+    /// Push-pull. `stage` 0: my digest, send me what I lack and yours;
+    /// 1: records and my digest, send me what I lack; 2: records only.
+    Sync { stage: u8, digest: Vec<DigestEntry>, updates: Vec<Update> },
+}
+
+/// One member in a push-pull digest: its incarnation and state rank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DigestEntry {
+    pub(crate) node: NodeId,
+    pub(crate) incarnation: u64,
+    pub(crate) rank: u8,
+}
+
+/// Why a record was refused (counted by the node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    WrongOwner,
+    BadSignature,
+    Implausible,
+    Full,
+    NotAllowed,
+}
+
+/// A member's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberState {
+    /// Answering probes (directly or through others).
+    Alive,
+    /// Missed a probe round; Dead unless it refutes in time.
+    Suspect,
+    /// Suspected for longer than the suspicion timeout.
+    Dead,
+    /// Left on purpose (its own signed statement).
+    Left,
+}
+
+impl MemberState {
+    fn rank(self) -> u8 {
+        match self {
+            MemberState::Alive => 0,
+            MemberState::Suspect => 1,
+            MemberState::Dead => 2,
+            MemberState::Left => 3,
+        }
+    }
+
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub fn label(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        }
+    }
+}
+
+/// What this node knows of one member.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub(crate) alive: SignedAlive,
+    pub(crate) state: MemberState,
+    /// When the state last changed here.
+    pub(crate) since: Instant,
+    left: Option<SignedLeft>,
+    suspicion: Option<Suspicion>,
+}
+
+impl Member {
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.alive.body.incarnation
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.state, MemberState::Alive | MemberState::Suspect)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Suspicion {
+    start: Instant,
+    confirmations: Vec<NodeId>,
+}
+
+/// A change of a member's state, for logs and for the node to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) node: NodeId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) from: Option<MemberState>,
+    pub(crate) to: MemberState,
+}
+
+/// Timing, derived from the node's profile and the cluster size.
+#[derive(Clone, Debug)]
+pub(crate) struct SwimTiming {
+    pub(crate) probe_interval: Duration,
+    pub(crate) probe_timeout: Duration,
+    /// Suspicion timeout at n <= 10 with enough confirmations.
+    pub(crate) suspicion_base: Duration,
+    pub(crate) gossip_interval: Duration,
+    pub(crate) push_pull_interval: Duration,
+    pub(crate) forget_after: Duration,
+}
+
+impl SwimTiming {
+    pub(crate) fn from_profile(t: &crate::config::TimingProfile) -> Self {
+        Self {
+            probe_interval: t.probe_interval,
+            probe_timeout: t.probe_interval / 2,
+            suspicion_base: t
+                .unreachable_after
+                .saturating_sub(t.probe_interval)
+                .max(t.probe_interval),
+            gossip_interval: (t.probe_interval / 4).max(Duration::from_millis(20)),
+            push_pull_interval: t.gossip_interval * 10,
+            forget_after: t.forget_after,
+        }
+    }
+}
+
+struct Probe {
+    target: NodeId,
+    seq: u32,
+    indirect_at: Instant,
+    round_end: Instant,
+    acked: bool,
+    indirect_sent: usize,
+    nacks: usize,
+}
+
+struct Relay {
+    requester: NodeId,
+    requester_seq: u32,
+    nack_at: Instant,
+}
+
+struct Pending {
+    update: Update,
+    size: usize,
+    sent: u32,
+}
+
+/// A small, fast PRNG (splitmix64); seeded from the OS.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+    }
+
+    /// `n` jittered by up to ±`pct` %.
+    pub(crate) fn jitter(&mut self, d: Duration, pct: u64) -> Duration {
+        let span = d.as_micros() as u64 * pct / 100;
+        if span == 0 {
+            return d;
+        }
+        let off = self.next() % (2 * span + 1);
+        Duration::from_micros((d.as_micros() as u64 + off).saturating_sub(span))
+    }
+}
+
+/// The membership state machine of one node.
+pub(crate) struct Swim {
+    me: NodeId,
+    identity: EntityKeypair,
+    own: SignedAlive,
+    timing: SwimTiming,
+    members: HashMap<NodeId, Member>,
+    order: Vec<NodeId>,
+    order_pos: usize,
+    probe: Option<Probe>,
+    next_probe: Option<Instant>,
+    next_gossip: Option<Instant>,
+    next_push_pull: Option<Instant>,
+    next_reconnect: Option<Instant>,
+    relays: HashMap<u32, Relay>,
+    queue: Vec<Pending>,
+    seq: u32,
+    lhm: u32,
+    rng: Rng,
+    events: Vec<Event>,
+    /// Members whose direct probe went unanswered (the node reopens sessions).
+    direct_failures: Vec<NodeId>,
+    /// Records refused, by reason (drained by the node into its counters).
+    pub(crate) refused: Vec<Refusal>,
+    left: bool,
+    stats: crate::metrics::MembershipStats,
+    /// When set, only these keys can be members.
+    allow: Option<std::collections::HashSet<PublicKey>>,
+}
+
+/// Messages to send: (to, message).
+pub(crate) type Out = Vec<(NodeId, SwimMsg)>;
+
+impl Swim {
+    pub(crate) fn new(
+        identity: EntityKeypair,
+        own: AliveBody,
+        timing: SwimTiming,
+        seed: u64,
+        allow: Option<std::collections::HashSet<PublicKey>>,
+    ) -> Self {
+        let own = SignedAlive::sign(own, &identity);
+        Self {
+            me: own.body.node,
+            identity,
+            own,
+            timing,
+            members: HashMap::new(),
+            order: Vec::new(),
+            order_pos: 0,
+            probe: None,
+            next_probe: None,
+            next_gossip: None,
+            next_push_pull: None,
+            next_reconnect: None,
+            relays: HashMap::new(),
+            queue: Vec::new(),
+            seq: 0,
+            lhm: 0,
+            rng: Rng::new(seed),
+            events: Vec::new(),
+            direct_failures: Vec::new(),
+            refused: Vec::new(),
+            left: false,
+            stats: Default::default(),
+            allow,
+        }
+    }
+
+    #[cfg(test)]
+    fn own(&self) -> &SignedAlive {
+        &self.own
+    }
+
+    pub(crate) fn member(&self, node: NodeId) -> Option<&Member> {
+        self.members.get(&node)
+    }
+
+    pub(crate) fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// Members not dead or left, excluding this node.
+    pub(crate) fn live_count(&self) -> usize {
+        self.members.values().filter(|m| m.is_live()).count()
+    }
+
+    /// Lifeguard's local health multiplier (0 = healthy).
+    #[cfg(test)]
+    fn local_health(&self) -> u32 {
+        self.lhm
+    }
+
+    /// Counts by state, and what this node did itself.
+    pub(crate) fn stats(&self) -> crate::metrics::MembershipStats {
+        let mut out = self.stats.clone();
+        for m in self.members.values() {
+            match m.state {
+                MemberState::Alive => out.alive += 1,
+                MemberState::Suspect => out.suspect += 1,
+                MemberState::Dead => out.dead += 1,
+                MemberState::Left => out.left += 1,
+            }
+        }
+        out.local_health = self.lhm;
+        out
+    }
+
+    pub(crate) fn take_direct_failures(&mut self) -> Vec<NodeId> {
+        std::mem::take(&mut self.direct_failures)
+    }
+
+    pub(crate) fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn n(&self) -> usize {
+        self.live_count() + 1
+    }
+
+    /// Retransmissions of each update at the current size.
+    fn retransmit_limit(&self) -> u32 {
+        let n = self.n() as f64;
+        RETRANSMIT_MULT * ((n + 1.0).log2().ceil() as u32).max(1)
+    }
+
+    /// Lifeguard's suspicion timeout: from `max` down to `min` as independent
+    /// confirmations arrive; `min` grows with log10 n.
+    fn suspicion_timeout(&self, confirmations: usize) -> Duration {
+        let scale = (self.n() as f64).log10().max(1.0);
+        let min = self.timing.suspicion_base.mul_f64(scale);
+        let max = min * 3;
+        let frac = ((confirmations as f64 + 1.0).ln() / (EXPECTED_CONFIRMATIONS as f64 + 1.0).ln())
+            .min(1.0);
+        max.saturating_sub((max - min).mul_f64(frac)).max(min)
+    }
+
+    fn stretched(&self, d: Duration) -> Duration {
+        d * (self.lhm + 1)
+    }
+
+    fn lhm_up(&mut self) {
+        self.lhm = (self.lhm + 1).min(MAX_LHM);
+    }
+
+    fn lhm_down(&mut self) {
+        self.lhm = self.lhm.saturating_sub(1);
+    }
+
+    fn set_state(&mut self, node: NodeId, to: MemberState, now: Instant) {
+        let Some(m) = self.members.get_mut(&node) else { return };
+        if m.state == to {
+            return;
+        }
+        let from = m.state;
+        m.state = to;
+        m.since = now;
+        if to != MemberState::Suspect {
+            m.suspicion = None;
+        }
+        self.events.push(Event { node, addr: m.alive.body.addr, from: Some(from), to });
+    }
+
+    fn enqueue(&mut self, update: Update) {
+        let node = update.node();
+        self.queue.retain(|p| p.update.node() != node);
+        let size = postcard::to_stdvec(&update).map_or(PIGGYBACK_BYTES, |b| b.len());
+        self.queue.push(Pending { update, size, sent: 0 });
+    }
+
+    /// Updates to piggyback, fewest-sent first, within the byte budget.
+    fn piggyback(&mut self, budget: usize) -> Vec<Update> {
+        if self.queue.is_empty() {
+            return Vec::new();
+        }
+        let limit = self.retransmit_limit();
+        self.queue.sort_by_key(|p| p.sent);
+        let mut used = 0;
+        let mut out = Vec::new();
+        for p in &mut self.queue {
+            if used + p.size > budget {
+                continue;
+            }
+            used += p.size;
+            p.sent += 1;
+            out.push(p.update.clone());
+        }
+        self.queue.retain(|p| p.sent < limit);
+        out
+    }
+
+    /// Records a member this node met directly (a session whose peer proved its
+    /// key): its record, if it is new here, must still come signed.
+    pub(crate) fn has_current(&self, node: NodeId) -> bool {
+        self.members.get(&node).is_some_and(|m| m.is_live())
+    }
+
+    /// Applies one update; true when it was news (and is passed on).
+    pub(crate) fn apply(
+        &mut self,
+        from: NodeId,
+        update: Update,
+        now: Instant,
+        now_ms: u64,
+    ) -> bool {
+        match update {
+            Update::Alive(record) => self.apply_alive(record, now, now_ms),
+            Update::Suspect { node, incarnation } => {
+                self.apply_suspect(from, node, incarnation, now)
+            }
+            Update::Dead { node, incarnation } => {
+                if node == self.me {
+                    self.refute(incarnation);
+                    return false;
+                }
+                let Some(m) = self.members.get(&node) else { return false };
+                if incarnation != m.incarnation() || !m.is_live() {
+                    return false;
+                }
+                self.set_state(node, MemberState::Dead, now);
+                self.enqueue(Update::Dead { node, incarnation });
+                true
+            }
+            Update::Left(left) => {
+                if left.node == self.me {
+                    return false;
+                }
+                let Some(m) = self.members.get(&left.node) else { return false };
+                if left.incarnation < m.incarnation() || m.state == MemberState::Left {
+                    return false;
+                }
+                if !m.alive.key.verify(&left_bytes(left.node, left.incarnation), &left.signature) {
+                    self.refused.push(Refusal::BadSignature);
+                    return false;
+                }
+                let node = left.node;
+                if let Some(m) = self.members.get_mut(&node) {
+                    m.left = Some(left.clone());
+                }
+                self.set_state(node, MemberState::Left, now);
+                self.enqueue(Update::Left(left));
+                true
+            }
+        }
+    }
+
+    fn apply_alive(&mut self, record: SignedAlive, now: Instant, now_ms: u64) -> bool {
+        let node = record.body.node;
+        if node == self.me {
+            // Someone holds an older record of ours: nothing to do, ours spreads.
+            return false;
+        }
+        let newer = match self.members.get(&node) {
+            None => true,
+            Some(m) => record.body.incarnation > m.incarnation(),
+        };
+        if !newer {
+            return false;
+        }
+        if !self.members.contains_key(&node) && self.members.len() >= MAX_MEMBERS {
+            self.refused.push(Refusal::Full);
+            return false;
+        }
+        if self.allow.as_ref().is_some_and(|a| !a.contains(&record.key)) {
+            self.refused.push(Refusal::NotAllowed);
+            return false;
+        }
+        if let Err(why) = record.check(now_ms) {
+            self.refused.push(why);
+            return false;
+        }
+        match self.members.get_mut(&node) {
+            None => {
+                let addr = record.body.addr;
+                self.members.insert(
+                    node,
+                    Member {
+                        alive: record.clone(),
+                        state: MemberState::Alive,
+                        since: now,
+                        left: None,
+                        suspicion: None,
+                    },
+                );
+                // A new member goes into the probe order at a random place.
+                let at = self.rng.below(self.order.len() + 1);
+                self.order.insert(at, node);
+                self.events.push(Event { node, addr, from: None, to: MemberState::Alive });
+            }
+            Some(m) => {
+                m.alive = record.clone();
+                m.left = None;
+                self.set_state(node, MemberState::Alive, now);
+            }
+        }
+        self.enqueue(Update::Alive(record));
+        true
+    }
+
+    fn apply_suspect(
+        &mut self,
+        from: NodeId,
+        node: NodeId,
+        incarnation: u64,
+        now: Instant,
+    ) -> bool {
+        if node == self.me {
+            self.refute(incarnation);
+            return false;
+        }
+        let Some(m) = self.members.get_mut(&node) else { return false };
+        if incarnation != m.incarnation() {
+            return false;
+        }
+        match m.state {
+            MemberState::Alive => {
+                m.suspicion = Some(Suspicion { start: now, confirmations: vec![from] });
+                self.set_state(node, MemberState::Suspect, now);
+                self.enqueue(Update::Suspect { node, incarnation });
+                true
+            }
+            MemberState::Suspect => {
+                let s = m.suspicion.get_or_insert(Suspicion { start: now, confirmations: vec![] });
+                if s.confirmations.contains(&from)
+                    || s.confirmations.len() >= EXPECTED_CONFIRMATIONS
+                {
+                    return false;
+                }
+                s.confirmations.push(from);
+                // A confirmation is news: it shortens everyone's timeout.
+                self.enqueue(Update::Suspect { node, incarnation });
+                true
+            }
+            MemberState::Dead | MemberState::Left => false,
+        }
+    }
+
+    /// Someone suspects this node (or says it is dead) at `incarnation`: sign a
+    /// higher one.
+    fn refute(&mut self, incarnation: u64) {
+        if self.left || incarnation < self.own.body.incarnation {
+            return;
+        }
+        let mut body = self.own.body.clone();
+        body.incarnation = incarnation + 1;
+        self.own = SignedAlive::sign(body, &self.identity);
+        self.stats.refuted += 1;
+        self.lhm_up();
+        self.enqueue(Update::Alive(self.own.clone()));
+    }
+
+    fn apply_all(&mut self, from: NodeId, updates: Vec<Update>, now: Instant, now_ms: u64) {
+        for u in updates {
+            self.apply(from, u, now, now_ms);
+        }
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Handles one message from `from` (authenticated by its session).
+    pub(crate) fn on_message(
+        &mut self,
+        from: NodeId,
+        msg: SwimMsg,
+        now: Instant,
+        now_ms: u64,
+        out: &mut Out,
+    ) {
+        match msg {
+            SwimMsg::Probe { seq, sent_us, updates } => {
+                self.apply_all(from, updates, now, now_ms);
+                let updates = self.piggyback(PIGGYBACK_BYTES);
+                out.push((from, SwimMsg::Ack { seq, sent_us, relayed: false, updates }));
+            }
+            SwimMsg::Ack { seq, updates, .. } => {
+                self.apply_all(from, updates, now, now_ms);
+                if let Some(relay) = self.relays.remove(&seq) {
+                    out.push((
+                        relay.requester,
+                        SwimMsg::Ack {
+                            seq: relay.requester_seq,
+                            sent_us: 0,
+                            relayed: true,
+                            updates: Vec::new(),
+                        },
+                    ));
+                    return;
+                }
+                if let Some(p) = &mut self.probe
+                    && p.seq == seq
+                {
+                    p.acked = true;
+                }
+            }
+            SwimMsg::ProbeReq { seq, target, updates } => {
+                self.apply_all(from, updates, now, now_ms);
+                if target == self.me || !self.members.get(&target).is_some_and(Member::is_live) {
+                    return;
+                }
+                if self.relays.len() >= 256 {
+                    return;
+                }
+                let my_seq = self.next_seq();
+                let nack_at = now + self.stretched(self.timing.probe_timeout);
+                self.relays.insert(my_seq, Relay { requester: from, requester_seq: seq, nack_at });
+                out.push((target, SwimMsg::Probe { seq: my_seq, sent_us: 0, updates: Vec::new() }));
+            }
+            SwimMsg::Nack { seq } => {
+                if let Some(p) = &mut self.probe
+                    && p.seq == seq
+                {
+                    p.nacks += 1;
+                }
+            }
+            SwimMsg::Gossip { updates } => self.apply_all(from, updates, now, now_ms),
+            SwimMsg::Sync { stage, digest, updates } => {
+                self.apply_all(from, updates, now, now_ms);
+                if stage < 2 {
+                    self.answer_digest(from, &digest, stage == 0, out);
+                }
+            }
+        }
+    }
+
+    /// The records `theirs` lacks or holds older, then (when `with_digest`)
+    /// this node's digest.
+    fn answer_digest(
+        &mut self,
+        to: NodeId,
+        theirs: &[DigestEntry],
+        with_digest: bool,
+        out: &mut Out,
+    ) {
+        let known: HashMap<NodeId, (u64, u8)> =
+            theirs.iter().map(|d| (d.node, (d.incarnation, d.rank))).collect();
+        // They hold this node suspect or dead (a partition that healed): refute.
+        if let Some(&(inc, rank)) = known.get(&self.me)
+            && rank > 0
+            && rank < MemberState::Left.rank()
+        {
+            self.refute(inc);
+        }
+        let mut records = Vec::new();
+        let mine = std::iter::once((self.me, self.own.body.incarnation, 0u8));
+        let others =
+            self.members.values().map(|m| (m.alive.body.node, m.incarnation(), m.state.rank()));
+        for (node, inc, rank) in mine.chain(others) {
+            let stale = known.get(&node).is_none_or(|&(i, r)| (i, r) < (inc, rank));
+            if stale {
+                records.extend(self.full_record(node));
+            }
+        }
+        let digest = if with_digest { self.digest() } else { Vec::new() };
+        let mut chunks: Vec<Vec<Update>> =
+            records.chunks(SYNC_CHUNK).map(<[Update]>::to_vec).collect();
+        let last = chunks.pop().unwrap_or_default();
+        for chunk in chunks {
+            out.push((to, SwimMsg::Sync { stage: 2, digest: Vec::new(), updates: chunk }));
+        }
+        if with_digest || !last.is_empty() {
+            let stage = if with_digest { 1 } else { 2 };
+            out.push((to, SwimMsg::Sync { stage, digest, updates: last }));
+        }
+    }
+
+    /// A member's record and, when not alive, the update that says so.
+    fn full_record(&self, node: NodeId) -> Vec<Update> {
+        if node == self.me {
+            return vec![Update::Alive(self.own.clone())];
+        }
+        let Some(m) = self.members.get(&node) else { return Vec::new() };
+        let inc = m.incarnation();
+        let mut out = vec![Update::Alive(m.alive.clone())];
+        match m.state {
+            MemberState::Alive => {}
+            MemberState::Suspect => out.push(Update::Suspect { node, incarnation: inc }),
+            MemberState::Dead => out.push(Update::Dead { node, incarnation: inc }),
+            MemberState::Left => out.extend(m.left.clone().map(Update::Left)),
+        }
+        out
+    }
+
+    pub(crate) fn digest(&self) -> Vec<DigestEntry> {
+        std::iter::once(DigestEntry {
+            node: self.me,
+            incarnation: self.own.body.incarnation,
+            rank: 0,
+        })
+        .chain(self.members.values().map(|m| DigestEntry {
+            node: m.alive.body.node,
+            incarnation: m.incarnation(),
+            rank: m.state.rank(),
+        }))
+        .collect()
+    }
+
+    /// Starts a push-pull with `to` (a seed, or a member just met).
+    pub(crate) fn sync_with(&mut self, to: NodeId, out: &mut Out) {
+        out.push((
+            to,
+            SwimMsg::Sync {
+                stage: 0,
+                digest: self.digest(),
+                updates: vec![Update::Alive(self.own.clone())],
+            },
+        ));
+    }
+
+    fn random_live(
+        &mut self,
+        count: usize,
+        except: &[NodeId],
+        prefer: &dyn Fn(NodeId) -> bool,
+    ) -> Vec<NodeId> {
+        let mut live: Vec<NodeId> = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Alive && !except.contains(&m.alive.body.node))
+            .map(|m| m.alive.body.node)
+            .collect();
+        live.sort_unstable();
+        // Members we already have a session with first: no handshake needed.
+        let (mut near, mut far): (Vec<NodeId>, Vec<NodeId>) =
+            live.into_iter().partition(|n| prefer(*n));
+        let mut out = Vec::new();
+        for pool in [&mut near, &mut far] {
+            while out.len() < count && !pool.is_empty() {
+                let i = self.rng.below(pool.len());
+                out.push(pool.swap_remove(i));
+            }
+        }
+        out
+    }
+
+    fn next_target(&mut self) -> Option<NodeId> {
+        for _ in 0..=self.order.len() {
+            if self.order_pos >= self.order.len() {
+                self.order.retain(|n| self.members.contains_key(n));
+                // Fisher-Yates: a fresh random order each pass.
+                for i in (1..self.order.len()).rev() {
+                    let j = self.rng.below(i + 1);
+                    self.order.swap(i, j);
+                }
+                self.order_pos = 0;
+                if self.order.is_empty() {
+                    return None;
+                }
+            }
+            let node = self.order[self.order_pos];
+            self.order_pos += 1;
+            if self.members.get(&node).is_some_and(Member::is_live) {
+                return Some(node);
+            }
+        }
+        None
+    }
+
+    /// Runs timers: probe rounds, indirect probes, suspicion timeouts, gossip,
+    /// push-pull, forgetting. `connected` says which members have a session.
+    pub(crate) fn tick(
+        &mut self,
+        now: Instant,
+        now_us: u64,
+        connected: &dyn Fn(NodeId) -> bool,
+        out: &mut Out,
+    ) {
+        if self.left {
+            return;
+        }
+        // The probe in flight.
+        if let Some(p) = &self.probe {
+            let target = p.target;
+            if !p.acked && p.indirect_sent == 0 && now >= p.indirect_at {
+                let seq = p.seq;
+                self.direct_failures.push(target);
+                let helpers = self.random_live(INDIRECT_PROBES, &[target], connected);
+                let updates = self.piggyback(PIGGYBACK_BYTES / 2);
+                for h in &helpers {
+                    out.push((*h, SwimMsg::ProbeReq { seq, target, updates: updates.clone() }));
+                }
+                if let Some(p) = &mut self.probe {
+                    p.indirect_sent = helpers.len().max(1);
+                }
+            }
+        }
+        if let Some(p) = &self.probe
+            && now >= p.round_end
+        {
+            let Probe { target, acked, indirect_sent, nacks, .. } = *p;
+            self.probe = None;
+            if acked {
+                self.lhm_down();
+            } else {
+                // Missing nacks mean our own links are the problem (Lifeguard).
+                self.lhm_up();
+                if nacks + 1 < indirect_sent {
+                    self.lhm_up();
+                }
+                if let Some(m) = self.members.get(&target)
+                    && m.state == MemberState::Alive
+                {
+                    let incarnation = m.incarnation();
+                    let me = self.me;
+                    self.stats.suspected += 1;
+                    self.apply_suspect(me, target, incarnation, now);
+                }
+            }
+        }
+        if self.probe.is_none() && self.next_probe.is_none_or(|t| now >= t) {
+            let round = self.stretched(self.timing.probe_interval);
+            self.next_probe = Some(now + self.rng.jitter(round, 10));
+            if let Some(target) = self.next_target() {
+                let seq = self.next_seq();
+                let updates = self.piggyback(PIGGYBACK_BYTES);
+                out.push((target, SwimMsg::Probe { seq, sent_us: now_us, updates }));
+                self.probe = Some(Probe {
+                    target,
+                    seq,
+                    indirect_at: now + self.stretched(self.timing.probe_timeout),
+                    round_end: now + round,
+                    acked: false,
+                    indirect_sent: 0,
+                    nacks: 0,
+                });
+            }
+        }
+        // Relayed probes that got no answer: nack the requester.
+        let mut nacks = Vec::new();
+        self.relays.retain(|_, r| {
+            if now >= r.nack_at {
+                nacks.push((r.requester, SwimMsg::Nack { seq: r.requester_seq }));
+                false
+            } else {
+                true
+            }
+        });
+        out.extend(nacks);
+        // Suspicions that ran out.
+        let expired: Vec<(NodeId, u64)> = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Suspect)
+            .filter_map(|m| {
+                let s = m.suspicion.as_ref()?;
+                let timeout = self.suspicion_timeout(s.confirmations.len().saturating_sub(1));
+                (now.saturating_duration_since(s.start) >= timeout)
+                    .then_some((m.alive.body.node, m.incarnation()))
+            })
+            .collect();
+        for (node, incarnation) in expired {
+            self.stats.declared_dead += 1;
+            self.set_state(node, MemberState::Dead, now);
+            self.enqueue(Update::Dead { node, incarnation });
+        }
+        // Gossip pending updates to a few members.
+        if self.next_gossip.is_none_or(|t| now >= t) {
+            self.next_gossip = Some(now + self.rng.jitter(self.timing.gossip_interval, 20));
+            if !self.queue.is_empty() {
+                let targets = self.random_live(GOSSIP_FANOUT, &[], connected);
+                for t in targets {
+                    let updates = self.piggyback(PIGGYBACK_BYTES);
+                    if updates.is_empty() {
+                        break;
+                    }
+                    out.push((t, SwimMsg::Gossip { updates }));
+                }
+            }
+        }
+        // Push-pull with one random member, less often in big clusters.
+        if self.next_push_pull.is_none_or(|t| now >= t) {
+            let scale = ((self.n() as f64).log2() - 4.0).max(1.0);
+            let every = self.timing.push_pull_interval.mul_f64(scale);
+            let first = self.next_push_pull.is_none();
+            self.next_push_pull = Some(now + self.rng.jitter(every, 20));
+            if !first && let Some(t) = self.random_live(1, &[], &|_| false).pop() {
+                self.sync_with(t, out);
+            }
+        }
+        // A dead member may only have been cut off (a partition): now and then
+        // one is offered a push-pull. If it answers, it learns it was thought
+        // dead and refutes; a really dead one costs a handshake opener.
+        if self.next_reconnect.is_none_or(|t| now >= t) {
+            self.next_reconnect = Some(now + self.rng.jitter(self.timing.probe_interval * 5, 20));
+            let dead: Vec<NodeId> = self
+                .members
+                .values()
+                .filter(|m| m.state == MemberState::Dead)
+                .map(|m| m.alive.body.node)
+                .collect();
+            if !dead.is_empty() {
+                let t = dead[self.rng.below(dead.len())];
+                self.sync_with(t, out);
+            }
+        }
+        // Dead and left members are listed until forgotten.
+        let forget = self.timing.forget_after;
+        let before = self.members.len();
+        self.members.retain(|_, m| m.is_live() || now.saturating_duration_since(m.since) < forget);
+        if self.members.len() != before {
+            let members = &self.members;
+            self.order.retain(|n| members.contains_key(n));
+        }
+    }
+
+    /// Leaves: the signed statement, to send to a few members.
+    pub(crate) fn leave(&mut self, out: &mut Out) {
+        if self.left {
+            return;
+        }
+        let incarnation = self.own.body.incarnation;
+        let signature = self.identity.sign(&left_bytes(self.me, incarnation));
+        let update = Update::Left(SignedLeft { node: self.me, incarnation, signature });
+        let targets = self.random_live(8, &[], &|_| true);
+        for t in targets {
+            out.push((t, SwimMsg::Gossip { updates: vec![update.clone()] }));
+        }
+        self.left = true;
+    }
+}
+
+/// Made-up gossip for tests of what membership refuses (see
+/// `MeshHandle::testing_send_forged_members`).
+#[cfg(feature = "testing")]
+pub(crate) fn testing_forgeries(
+    slander: NodeId,
+    keys: &[EntityKeypair],
+    now_ms: u64,
+) -> Vec<Update> {
+    let mut out = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let body = AliveBody {
+            node: key.node_id(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 20_000 + i as u16)),
+            incarnation: now_ms,
+            flags: 0,
+            version: "forged".into(),
+        };
+        let mut wrong_owner = body.clone();
+        wrong_owner.node = NodeId(body.node.0 ^ 1);
+        out.push(Update::Alive(SignedAlive::sign(wrong_owner, key)));
+        let mut altered = SignedAlive::sign(body.clone(), key);
+        altered.body.addr = SocketAddr::from(([10, 9, 9, 9], 9));
+        out.push(Update::Alive(altered));
+        let mut multicast = body.clone();
+        multicast.addr = SocketAddr::from(([224, 0, 0, 1], 9));
+        out.push(Update::Alive(SignedAlive::sign(multicast, key)));
+        let mut future = body;
+        future.incarnation = now_ms + 86_400_000;
+        out.push(Update::Alive(SignedAlive::sign(future, key)));
+    }
+    out.push(Update::Suspect { node: slander, incarnation: u64::MAX - 1 });
+    out.push(Update::Dead { node: slander, incarnation: u64::MAX - 1 });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(seed: u8) -> (EntityKeypair, AliveBody) {
+        let kp = EntityKeypair::from_seed(&[seed; 32]);
+        let body = AliveBody {
+            node: kp.node_id(),
+            addr: format!("127.0.0.1:{}", 4000 + seed as u16).parse().unwrap(),
+            incarnation: 1_000,
+            flags: 0,
+            version: "test".into(),
+        };
+        (kp, body)
+    }
+
+    fn timing() -> SwimTiming {
+        SwimTiming::from_profile(&crate::config::TimingProfile::loopback())
+    }
+
+    #[test]
+    fn forged_and_moved_records_are_refused() {
+        let (a, body_a) = node(1);
+        let (b, body_b) = node(2);
+        let mut swim = Swim::new(a, body_a, timing(), 1, None);
+        let now = Instant::now();
+        let good = SignedAlive::sign(body_b.clone(), &b);
+        // Moved to another address without b's signature.
+        let mut moved = good.clone();
+        moved.body.addr = "10.0.0.9:1".parse().unwrap();
+        assert!(!swim.apply(NodeId(9), Update::Alive(moved), now, 2_000));
+        assert_eq!(swim.refused, vec![Refusal::BadSignature]);
+        assert!(swim.apply(NodeId(9), Update::Alive(good), now, 2_000));
+        // A suspicion for an incarnation b never signed is ignored.
+        assert!(!swim.apply(
+            NodeId(9),
+            Update::Suspect { node: b.node_id(), incarnation: 5_000 },
+            now,
+            2_000
+        ));
+        assert_eq!(swim.member(b.node_id()).unwrap().state, MemberState::Alive);
+        assert!(swim.apply(
+            NodeId(9),
+            Update::Suspect { node: b.node_id(), incarnation: 1_000 },
+            now,
+            2_000
+        ));
+        assert_eq!(swim.member(b.node_id()).unwrap().state, MemberState::Suspect);
+    }
+
+    #[test]
+    fn a_suspected_node_refutes_with_a_higher_incarnation() {
+        let (a, body_a) = node(1);
+        let me = a.node_id();
+        let mut swim = Swim::new(a, body_a, timing(), 1, None);
+        let now = Instant::now();
+        swim.apply(NodeId(9), Update::Suspect { node: me, incarnation: 1_000 }, now, 2_000);
+        assert_eq!(swim.own().body.incarnation, 1_001);
+        assert_eq!(swim.local_health(), 1);
+        assert!(swim.queue.iter().any(|p| p.update == Update::Alive(swim.own().clone())));
+    }
+
+    #[test]
+    fn suspicion_timeout_shrinks_with_confirmations() {
+        let (a, body_a) = node(1);
+        let swim = Swim::new(a, body_a, timing(), 1, None);
+        let t0 = swim.suspicion_timeout(0);
+        let t3 = swim.suspicion_timeout(3);
+        assert!(t3 < t0, "{t3:?} < {t0:?}");
+        assert_eq!(t0, t3 * 3);
+    }
+}
