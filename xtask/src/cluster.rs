@@ -193,19 +193,19 @@ pub(crate) fn run_with(args: ClusterArgs) -> Result<()> {
 }
 
 /// One meshd process.
-struct Node {
-    index: usize,
-    child: Child,
+pub(crate) struct Node {
+    pub(crate) index: usize,
+    pub(crate) child: Child,
     stdin: Option<ChildStdin>,
-    addr: String,
-    id: String,
-    log: PathBuf,
-    exited: Option<ExitStatus>,
+    pub(crate) addr: String,
+    pub(crate) id: String,
+    pub(crate) log: PathBuf,
+    pub(crate) exited: Option<ExitStatus>,
 }
 
 impl Node {
     /// Starts node `index` and waits for its ready line.
-    fn spawn(
+    pub(crate) fn spawn(
         bin: &Path,
         dir: &Path,
         index: usize,
@@ -279,7 +279,7 @@ impl Node {
     }
 
     /// The last lines of the node's log.
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
@@ -287,7 +287,7 @@ impl Node {
 }
 
 /// The cargo target directory.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace_root().join(dir),
         None => workspace_root().join("target"),
@@ -296,7 +296,7 @@ fn target_dir() -> PathBuf {
 
 /// Empties `dir` (a previous run's cluster), refusing while one of its nodes
 /// still runs.
-fn prepare_dir(dir: &Path) -> Result<()> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
@@ -318,7 +318,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 /// Runs a meshd tool and returns its stdout.
-fn tool_output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn tool_output(cmd: &mut Command) -> Result<String> {
     let out = cmd.stdin(Stdio::null()).output().context("running meshd")?;
     if !out.status.success() {
         bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr).trim());
@@ -376,7 +376,7 @@ fn supervise(nodes: &mut [Node], stop: Option<&mpsc::Receiver<()>>) {
 
 /// Asks every running node to leave (SIGTERM and end of stdin), waits up to
 /// [`STOP_GRACE`], then kills what still runs.
-fn stop_all(nodes: &mut [Node]) {
+pub(crate) fn stop_all(nodes: &mut [Node]) {
     for node in nodes.iter_mut().filter(|n| n.exited.is_none()) {
         drop(node.stdin.take());
         // Best effort: end of stdin alone stops a node too.

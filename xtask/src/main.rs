@@ -10,6 +10,7 @@
 )]
 
 mod bench;
+mod chaos;
 mod ci;
 mod cluster;
 mod demo;
@@ -27,6 +28,10 @@ Tasks:
   cluster [--nodes N] [--port PORT]
                   N meshd processes on 127.0.0.1 (keys and data under target/cluster);
                   prints how to attach a deck; Enter or Ctrl-C stops them
+  chaos [--nodes N] [--soak SECS] [--idle N] [--only loss|partition|attach|idle]
+                  (root) meshd processes in a fresh network namespace under nftables
+                  loss and partitions; prints `figure:` lines (convergence, false
+                  failures, partition seen/healed, deck attach, idle CPU)
   e2e [--release] drive `deck --demo` through tmux: every tab, a cordon, a clean exit
   bench [GROUP]   release-build benchmarks; prints `figure: <name> = <value> <unit>` lines
                   groups: auth, mesh, rpc, blobs, deck, demo, attach, tui
@@ -49,6 +54,7 @@ fn run() -> Result<()> {
         Some("demo") => demo::run(&rest),
         Some("cluster") => cluster::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("chaos") => chaos::run(&rest),
         Some("e2e") => e2e::run(&rest),
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");
