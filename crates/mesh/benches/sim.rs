@@ -128,10 +128,23 @@ async fn run(n: usize) {
             (d + stats.declared_dead, s + stats.suspected)
         })
     };
+    let refuted = |members: &[Member]| -> (u64, u32) {
+        members.iter().fold((0, 0), |(r, l), m| {
+            let stats = m.node.metrics().membership;
+            (r + stats.refuted, l.max(stats.local_health))
+        })
+    };
+    let (refuted_before, _) = refuted(&members);
     let (dead_before, suspected_before) = sum(&members);
     tokio::time::sleep(window).await;
     let (dead_after, suspected_after) = sum(&members);
     let false_positives = dead_after - dead_before;
+    let (refuted_after, lhm_max) = refuted(&members);
+    println!(
+        "n = {n}: at 20 % loss: {} suspicions, {} refutations, {false_positives} declared dead, local health up to {lhm_max}",
+        suspected_after - suspected_before,
+        refuted_after - refuted_before
+    );
     let suspicions = suspected_after - suspected_before;
     let suspicions_per_hour = suspicions as f64 * 3600.0 / window.as_secs_f64();
     let per_hour = false_positives as f64 * 3600.0 / window.as_secs_f64();

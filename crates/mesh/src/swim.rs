@@ -47,8 +47,9 @@ pub(crate) const MAX_MEMBERS: usize = 4096;
 pub(crate) const MAX_INCARNATION_SKEW_MS: u64 = 60_000;
 /// Updates piggybacked on one message take at most this many bytes.
 const PIGGYBACK_BYTES: usize = 900;
-/// Records per push-pull message (the rest follow in further messages).
-const SYNC_CHUNK: usize = 48;
+/// Records per push-pull message, so each fits one datagram (the rest follow
+/// in further messages; a lost one costs only its own records).
+const SYNC_CHUNK: usize = 5;
 /// Retransmissions of an update: λ · ceil(log2(n + 1)).
 const RETRANSMIT_MULT: u32 = 4;
 /// Members asked to probe for us when a direct probe goes unanswered.
@@ -128,8 +129,17 @@ pub(crate) struct SignedLeft {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Update {
     Alive(SignedAlive),
-    Suspect { node: NodeId, incarnation: u64 },
-    Dead { node: NodeId, incarnation: u64 },
+    /// `by` is the node whose probe failed: independent suspicions (by
+    /// distinct nodes, not the relays of one) shorten the timeout.
+    Suspect {
+        node: NodeId,
+        incarnation: u64,
+        by: NodeId,
+    },
+    Dead {
+        node: NodeId,
+        incarnation: u64,
+    },
     Left(SignedLeft),
 }
 
@@ -497,7 +507,17 @@ impl Swim {
 
     fn enqueue(&mut self, update: Update) {
         let node = update.node();
-        self.queue.retain(|p| p.update.node() != node);
+        // One update per member in flight, except that suspicions by distinct
+        // nodes travel side by side (each is a confirmation).
+        let by_of = |u: &Update| match u {
+            Update::Suspect { by, .. } => Some(*by),
+            _ => None,
+        };
+        let new_by = by_of(&update);
+        self.queue.retain(|p| {
+            p.update.node() != node
+                || (new_by.is_some() && by_of(&p.update).is_some() && by_of(&p.update) != new_by)
+        });
         let size = postcard::to_stdvec(&update).map_or(PIGGYBACK_BYTES, |b| b.len());
         self.queue.push(Pending { update, size, sent: 0 });
     }
@@ -532,15 +552,16 @@ impl Swim {
     /// Applies one update; true when it was news (and is passed on).
     pub(crate) fn apply(
         &mut self,
-        from: NodeId,
+        _from: NodeId,
         update: Update,
         now: Instant,
         now_ms: u64,
     ) -> bool {
         match update {
             Update::Alive(record) => self.apply_alive(record, now, now_ms),
-            Update::Suspect { node, incarnation } => {
-                self.apply_suspect(from, node, incarnation, now)
+            // Who suspects counts, not who passed it on (`from`).
+            Update::Suspect { node, incarnation, by } => {
+                self.apply_suspect(by, node, incarnation, now)
             }
             Update::Dead { node, incarnation } => {
                 if node == self.me {
@@ -650,7 +671,7 @@ impl Swim {
             MemberState::Alive => {
                 m.suspicion = Some(Suspicion { start: now, confirmations: vec![from] });
                 self.set_state(node, MemberState::Suspect, now);
-                self.enqueue(Update::Suspect { node, incarnation });
+                self.enqueue(Update::Suspect { node, incarnation, by: from });
                 true
             }
             MemberState::Suspect => {
@@ -662,7 +683,7 @@ impl Swim {
                 }
                 s.confirmations.push(from);
                 // A confirmation is news: it shortens everyone's timeout.
-                self.enqueue(Update::Suspect { node, incarnation });
+                self.enqueue(Update::Suspect { node, incarnation, by: from });
                 true
             }
             MemberState::Dead | MemberState::Left => false,
@@ -810,7 +831,10 @@ impl Swim {
         let mut out = vec![Update::Alive(m.alive.clone())];
         match m.state {
             MemberState::Alive => {}
-            MemberState::Suspect => out.push(Update::Suspect { node, incarnation: inc }),
+            MemberState::Suspect => {
+                let by = m.suspicion.as_ref().and_then(|s| s.confirmations.first().copied());
+                out.push(Update::Suspect { node, incarnation: inc, by: by.unwrap_or(self.me) });
+            }
             MemberState::Dead => out.push(Update::Dead { node, incarnation: inc }),
             MemberState::Left => out.extend(m.left.clone().map(Update::Left)),
         }
@@ -934,7 +958,7 @@ impl Swim {
                     self.lhm_up();
                 }
                 if let Some(m) = self.members.get(&target)
-                    && m.state == MemberState::Alive
+                    && m.is_live()
                 {
                     let incarnation = m.incarnation();
                     let me = self.me;
@@ -942,7 +966,7 @@ impl Swim {
                     self.apply_suspect(me, target, incarnation, now);
                     // Tell the suspect itself (Lifeguard), so it can refute
                     // before the timeout instead of hearing it by chance.
-                    let update = Update::Suspect { node: target, incarnation };
+                    let update = Update::Suspect { node: target, incarnation, by: me };
                     out.push((target, SwimMsg::Gossip { updates: vec![update] }));
                 }
             }
@@ -1091,7 +1115,7 @@ pub(crate) fn testing_forgeries(
         future.incarnation = now_ms + 86_400_000;
         out.push(Update::Alive(SignedAlive::sign(future, key)));
     }
-    out.push(Update::Suspect { node: slander, incarnation: u64::MAX - 1 });
+    out.push(Update::Suspect { node: slander, incarnation: u64::MAX - 1, by: slander });
     out.push(Update::Dead { node: slander, incarnation: u64::MAX - 1 });
     out
 }
@@ -1132,14 +1156,14 @@ mod tests {
         // A suspicion for an incarnation b never signed is ignored.
         assert!(!swim.apply(
             NodeId(9),
-            Update::Suspect { node: b.node_id(), incarnation: 5_000 },
+            Update::Suspect { node: b.node_id(), incarnation: 5_000, by: NodeId(9) },
             now,
             2_000
         ));
         assert_eq!(swim.member(b.node_id()).unwrap().state, MemberState::Alive);
         assert!(swim.apply(
             NodeId(9),
-            Update::Suspect { node: b.node_id(), incarnation: 1_000 },
+            Update::Suspect { node: b.node_id(), incarnation: 1_000, by: NodeId(9) },
             now,
             2_000
         ));
@@ -1152,7 +1176,12 @@ mod tests {
         let me = a.node_id();
         let mut swim = Swim::new(a, body_a, timing(), 1, None);
         let now = Instant::now();
-        swim.apply(NodeId(9), Update::Suspect { node: me, incarnation: 1_000 }, now, 2_000);
+        swim.apply(
+            NodeId(9),
+            Update::Suspect { node: me, incarnation: 1_000, by: NodeId(9) },
+            now,
+            2_000,
+        );
         assert_eq!(swim.own().body.incarnation, 1_001);
         assert_eq!(swim.local_health(), 1);
         assert!(swim.queue.iter().any(|p| p.update == Update::Alive(swim.own().clone())));

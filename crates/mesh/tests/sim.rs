@@ -132,9 +132,23 @@ async fn converges_after(schedule: Vec<Step>, seed: u64, loss: f64) -> Result<()
     // The cluster forms before the faults start (a node whose only seed died
     // before answering never was a member).
     let ids: Vec<NodeId> = live.iter().map(|(n, _)| n.node_id()).collect();
-    wait(Duration::from_secs(30), || live.iter().all(|(n, _)| sees_healthy(n, &ids)))
+    if wait(Duration::from_secs(30), || live.iter().all(|(n, _)| sees_healthy(n, &ids)))
         .await
-        .ok_or("the cluster did not form")?;
+        .is_none()
+    {
+        let views: Vec<_> = live
+            .iter()
+            .map(|(n, _)| {
+                let peers: Vec<_> = n
+                    .peers()
+                    .iter()
+                    .map(|p| (p.node_id, p.health.to_string(), p.sessions))
+                    .collect();
+                (n.node_id(), peers)
+            })
+            .collect();
+        return Err(format!("the cluster did not form: {views:?}"));
+    }
     let mut crashed: Vec<NodeId> = Vec::new();
     for s in schedule {
         match s {

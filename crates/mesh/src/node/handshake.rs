@@ -318,13 +318,21 @@ impl Inner {
     // ----- initiating -----
 
     pub(super) fn initiate(&self, addr: SocketAddr) {
+        let busy = self.state.lock().initiating.values().any(|i| i.addr == addr);
+        if !busy {
+            self.initiate_again(addr);
+        }
+    }
+
+    /// Starts a handshake with `addr` even if one is in flight (its opener
+    /// may have been lost); at most two run per address.
+    pub(super) fn initiate_again(&self, addr: SocketAddr) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         {
             let state = self.state.lock();
-            let busy = state.initiating.values().any(|i| i.addr == addr);
-            if busy {
+            if state.initiating.values().filter(|i| i.addr == addr).count() >= 2 {
                 return;
             }
         }

@@ -6,9 +6,9 @@ use super::*;
 use crate::swim::{Event, Member, MemberState, Refusal};
 
 /// Sessions kept open at most: past this the least recently heard ones close.
-const MAX_OPEN_SESSIONS: usize = 512;
+const MAX_OPEN_SESSIONS: usize = 1024;
 /// A session nothing arrived on for this many probe rounds is closed.
-const SESSION_IDLE_ROUNDS: u32 = 60;
+const SESSION_IDLE_ROUNDS: u32 = 600;
 /// Bytes of frames queued for one member while its session is being opened.
 const DIAL_QUEUE_BYTES: usize = 256 * 1024;
 /// Members being dialled at once, at most.
@@ -346,8 +346,10 @@ impl Inner {
             if timed_out > 0 {
                 self.counters.handshakes_failed.fetch_add(timed_out as u64, Ordering::Relaxed);
             }
-            // Dials on demand: retry once a handshake was lost, give up after
-            // three handshake timeouts.
+            // Dials on demand: a second opener when the first went unanswered
+            // for a quarter of the handshake timeout (it was likely lost), give
+            // up after three handshake timeouts.
+            let retry_after = timing.handshake_timeout / 4;
             let State { dialing, initiating, .. } = &mut *state;
             dialing.retain(|_, d| {
                 if now.saturating_duration_since(d.started) > timing.handshake_timeout * 3 {
@@ -356,7 +358,10 @@ impl Inner {
                     }
                     return false;
                 }
-                if !initiating.values().any(|i| i.addr == d.addr) {
+                let fresh = initiating.values().any(|i| {
+                    i.addr == d.addr && now.saturating_duration_since(i.started) < retry_after
+                });
+                if !fresh {
                     redial.push(d.addr);
                 }
                 true
@@ -446,7 +451,7 @@ impl Inner {
             }
         }
         for addr in redial {
-            self.initiate(addr);
+            self.initiate_again(addr);
         }
         // Membership timers.
         let mut out = Vec::new();
@@ -476,6 +481,17 @@ impl Inner {
         self.send_swim_now(out);
         if dial_seeds && alone {
             self.dial_seeds(now);
+            // Sessions up but no member learned (the push-pull was lost):
+            // offer it again on each of them.
+            let connected: Vec<NodeId> = self.routes.read().keys().copied().collect();
+            let mut out = Vec::new();
+            {
+                let mut swim = self.swim.lock();
+                for peer in connected {
+                    swim.sync_with(peer, &mut out);
+                }
+            }
+            self.send_swim_now(out);
         }
         // Incomplete fragmented messages past their timeout.
         let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();

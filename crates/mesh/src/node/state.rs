@@ -78,6 +78,21 @@ impl FoldState {
     }
 }
 
+/// Host figures rounded so that noise is no news: load to 5 % of a CPU,
+/// memory and disk to 1 % of their totals, RSS to 1 MiB.
+fn rounded(mut r: Resources) -> Resources {
+    let to = |v: u64, step: u64| if step == 0 { v } else { (v + step / 2) / step * step };
+    r.cpu_load_milli = r.cpu_load_milli.map(|v| to(u64::from(v), 50) as u32);
+    if let Some(total) = r.mem_total {
+        r.mem_used = r.mem_used.map(|v| to(v, total / 100));
+    }
+    if let Some(total) = r.disk_total {
+        r.disk_free = r.disk_free.map(|v| to(v, total / 100));
+    }
+    r.process_rss = r.process_rss.map(|v| to(v, 1 << 20));
+    r
+}
+
 /// Rings behind the snapshot.
 pub(crate) struct Rings {
     pub(crate) logs: Ring<LogEntry>,
@@ -134,6 +149,15 @@ impl Inner {
         rings.logs_changed = true;
     }
 
+    /// How often figures that move all the time (saturation, resources) are
+    /// pushed: every summary reaches every member, so the interval grows with
+    /// the cluster (about one such push a second cluster-wide) and per-node
+    /// traffic does not.
+    fn quiet_push_interval(&self) -> Duration {
+        let members = self.swim.lock().live_count() as u32 + 1;
+        QUIET_PUSH_INTERVAL.max(Duration::from_secs(1) * members)
+    }
+
     fn own_summary(&self, fs: &FoldState) -> NodeSummary {
         NodeSummary {
             node: self.node_id,
@@ -180,12 +204,12 @@ impl Inner {
         let mut resources_changed = false;
         if fs.next_resources.is_none_or(|t| now >= t) {
             fs.next_resources = Some(now + RESOURCE_INTERVAL);
-            let sampled = crate::resources::sample();
+            let sampled = rounded(crate::resources::sample());
             resources_changed = sampled != fs.resources;
             fs.resources = sampled;
         }
         // Saturation and resources alone move constantly; they are pushed at most
-        // once per QUIET_PUSH_INTERVAL. Everything else is pushed at once.
+        // once per quiet_push_interval(). Everything else is pushed at once.
         let strip = |d: &[DaemonSummary]| -> Vec<DaemonSummary> {
             d.iter()
                 .cloned()
@@ -199,10 +223,11 @@ impl Inner {
         let significant = strip(&daemons) != strip(&fs.own_daemons);
         let any_change = daemons != fs.own_daemons || resources_changed;
         let saturation_due = fs.next_saturation_push.is_none_or(|t| now >= t);
+        let quiet_interval = self.quiet_push_interval();
         if !(force || significant || (any_change && saturation_due)) {
             return None;
         }
-        fs.next_saturation_push = Some(now + QUIET_PUSH_INTERVAL);
+        fs.next_saturation_push = Some(now + quiet_interval);
         fs.own_daemons = daemons;
         fs.own_version += 1;
         let summary = self.own_summary(&fs);

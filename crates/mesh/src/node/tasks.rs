@@ -38,7 +38,9 @@ pub(super) async fn recv_loop(inner: Arc<Inner>) {
 
 pub(super) async fn tick_loop(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
-    let period = (inner.config.timing.probe_interval / 2).max(Duration::from_millis(5));
+    // Four ticks a probe round: indirect probes, round ends and handshake
+    // retries land within a quarter round of when they are due.
+    let period = (inner.config.timing.probe_interval / 4).max(Duration::from_millis(5));
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
