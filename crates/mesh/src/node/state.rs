@@ -81,7 +81,10 @@ impl FoldState {
 /// Host figures rounded so that noise is no news: load to 5 % of a CPU,
 /// memory and disk to 1 % of their totals, RSS to 1 MiB.
 fn rounded(mut r: Resources) -> Resources {
-    let to = |v: u64, step: u64| if step == 0 { v } else { (v + step / 2) / step * step };
+    let to = |v: u64, step: u64| match (v + step / 2).checked_div(step) {
+        Some(q) => q * step,
+        None => v,
+    };
     r.cpu_load_milli = r.cpu_load_milli.map(|v| to(u64::from(v), 50) as u32);
     if let Some(total) = r.mem_total {
         r.mem_used = r.mem_used.map(|v| to(v, total / 100));
