@@ -400,9 +400,10 @@ pub fn main(cli: Cli) -> anyhow::Result<Output> {
 enum Ready {
     /// This many nodes (this one included), and some logs and calls if more than one.
     Nodes(usize),
-    /// Attached: every cluster node healthy and read once, and the membership
-    /// unchanged for [`SETTLE`] (news of a member that joined elsewhere takes up
-    /// to a gossip interval per hop).
+    /// Attached: every cluster node that is up read once, and the set of
+    /// members that are up unchanged for [`SETTLE`] (the attach node's first
+    /// push-pull brings the whole member list, dead and departed ones
+    /// included, which are listed but not read).
     Settled,
 }
 
@@ -420,13 +421,13 @@ fn ready(
             all_peers && (nodes <= 1 || (!data.logs.is_empty() && !data.calls.is_empty()))
         }
         Ready::Settled => {
-            let members: Vec<mesh::NodeId> = data.snapshot.cluster_nodes().collect();
-            let healthy = data
+            // Members that are up (suspect ones included: they are shown as
+            // such); unreachable and departed ones are listed, not read.
+            let members: Vec<mesh::NodeId> = data
                 .snapshot
-                .peers
-                .iter()
-                .filter(|p| !p.info.is_operator())
-                .all(|p| p.info.health.is_healthy());
+                .cluster_nodes()
+                .filter(|n| data.snapshot.peer(*n).is_none_or(|p| !p.info.health.is_unreachable()))
+                .collect();
             let read =
                 members.iter().all(|n| data.streams.get(n).is_some_and(|s| s.last_ok_ms.is_some()));
             let now = Instant::now();
@@ -437,7 +438,7 @@ fn ready(
                     now
                 }
             };
-            !members.is_empty() && healthy && read && now.duration_since(since) >= SETTLE
+            !members.is_empty() && read && now.duration_since(since) >= SETTLE
         }
     }
 }

@@ -1,3 +1,5 @@
+//! Lock order: `routes` before `swim` before `state`; never the other way.
+//!
 //! The maintenance tick and the membership glue: SWIM timers, sending SWIM
 //! messages (opening sessions on demand), member state changes, handshake
 //! timeouts, idle sessions, seeds, and the `peers()` view.
@@ -330,6 +332,8 @@ impl Inner {
         let mut redial = Vec::new();
         let mut goodbyes = Vec::new();
         let dial_seeds;
+        let members: std::collections::HashSet<NodeId> =
+            self.swim.lock().members().map(|m| m.alive.body.node).collect();
         {
             let mut state = self.state.lock();
             dial_seeds = !state.seeds.is_empty() && state.next_seed_dial.is_none_or(|t| now >= t);
@@ -405,10 +409,9 @@ impl Inner {
                 }
             }
             // A peer without sessions keeps its RTT history while it is a
-            // member; the entry goes when the member is forgotten.
-            let swim = self.swim.lock();
-            state.peers.retain(|id, p| !p.sessions.is_empty() || swim.member(*id).is_some());
-            drop(swim);
+            // member; the entry goes when the member is forgotten. (Lock
+            // order is swim before state, so the member set was read first.)
+            state.peers.retain(|id, p| !p.sessions.is_empty() || members.contains(id));
             if !empty.is_empty() {
                 let mut routes = self.routes.write();
                 for id in &empty {

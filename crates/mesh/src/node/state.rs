@@ -178,6 +178,8 @@ impl Inner {
     /// Polls daemons and refreshes this node's summary. Returns the summary
     /// (signed) to push when it changed in a way peers should hear about now.
     fn refresh_own(&self, now: Instant, force: bool) -> Option<SignedSummary> {
+        // Before the fold lock: the lock order is swim, then fold.
+        let quiet_interval = self.quiet_push_interval();
         let slots: Vec<Arc<DaemonSlot>> = self.daemons.read().values().cloned().collect();
         for slot in &slots {
             if let Some(reason) = slot.poll(now) {
@@ -226,7 +228,6 @@ impl Inner {
         let significant = strip(&daemons) != strip(&fs.own_daemons);
         let any_change = daemons != fs.own_daemons || resources_changed;
         let saturation_due = fs.next_saturation_push.is_none_or(|t| now >= t);
-        let quiet_interval = self.quiet_push_interval();
         if !(force || significant || (any_change && saturation_due)) {
             return None;
         }
