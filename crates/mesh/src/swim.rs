@@ -366,6 +366,9 @@ pub(crate) struct Swim {
     pub(crate) refused: Vec<Refusal>,
     left: bool,
     stats: crate::metrics::MembershipStats,
+    /// Updates were news since the last eager gossip.
+    news: bool,
+    last_eager: Option<Instant>,
     /// When set, only these keys can be members.
     allow: Option<std::collections::HashSet<PublicKey>>,
 }
@@ -405,6 +408,8 @@ impl Swim {
             refused: Vec::new(),
             left: false,
             stats: Default::default(),
+            news: false,
+            last_eager: None,
             allow,
         }
     }
@@ -706,7 +711,38 @@ impl Swim {
 
     fn apply_all(&mut self, from: NodeId, updates: Vec<Update>, now: Instant, now_ms: u64) {
         for u in updates {
-            self.apply(from, u, now, now_ms);
+            if self.apply(from, u, now, now_ms) {
+                self.news = true;
+            }
+        }
+    }
+
+    /// News just arrived: pass it on at once rather than at the next gossip
+    /// round (at most every quarter gossip interval, so a burst of news is
+    /// paced, not echoed per message).
+    pub(crate) fn eager_gossip(
+        &mut self,
+        now: Instant,
+        connected: &dyn Fn(NodeId) -> bool,
+        out: &mut Out,
+    ) {
+        if !std::mem::take(&mut self.news) || self.left {
+            return;
+        }
+        if self
+            .last_eager
+            .is_some_and(|t| now.saturating_duration_since(t) < self.timing.gossip_interval / 4)
+        {
+            self.news = true;
+            return;
+        }
+        self.last_eager = Some(now);
+        for t in self.random_live(GOSSIP_FANOUT, &[], connected) {
+            let updates = self.piggyback(PIGGYBACK_BYTES);
+            if updates.is_empty() {
+                break;
+            }
+            out.push((t, SwimMsg::Gossip { updates }));
         }
     }
 

@@ -181,8 +181,13 @@ impl Inner {
         }
         let mut out = Vec::new();
         let events = {
+            // Lock order: routes, then swim.
+            let routes = self.routes.read();
+            let connected = |n: NodeId| routes.contains_key(&n);
             let mut swim = self.swim.lock();
-            swim.on_message(session.peer, msg, Instant::now(), mesh_auth::unix_now_ms(), &mut out);
+            let now = Instant::now();
+            swim.on_message(session.peer, msg, now, mesh_auth::unix_now_ms(), &mut out);
+            swim.eager_gossip(now, &connected, &mut out);
             self.drain_refusals(&mut swim);
             swim.take_events()
         };
