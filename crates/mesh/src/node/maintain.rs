@@ -16,6 +16,14 @@ const DIAL_QUEUE_BYTES: usize = 256 * 1024;
 /// Members being dialled at once, at most.
 const MAX_DIALING: usize = 256;
 
+/// What waits for a session being opened.
+enum Waiting {
+    /// An encoded frame, sent once the session is up.
+    Frame(Vec<u8>),
+    /// A sender to tell (true: the session is up).
+    Sender(tokio::sync::oneshot::Sender<bool>),
+}
+
 /// Logs a member's change of state (an operator reading the journal sees what
 /// the deck shows): suspect and unreachable at warn, the rest at info.
 fn log_event(e: &Event) {
@@ -202,103 +210,78 @@ impl Inner {
     }
 
     /// Sends an encoded frame to `to` on its session, or queues it and opens
-    /// one. False when `to` cannot be reached (not a live member, queue full).
+    /// one. False when `to` cannot be reached (not a member, departed, queue
+    /// full).
     pub(super) fn send_or_queue(&self, to: NodeId, plain: Vec<u8>) -> bool {
         let route = self.routes.read().get(&to).cloned();
         if let Some(route) = route {
             self.send_encoded(&route.session, &plain);
             return true;
         }
-        let addr = {
-            let swim = self.swim.lock();
-            // Dead members too: membership offers them a push-pull now and
-            // then, in case they were only cut off.
-            let Some(m) = swim.member(to).filter(|m| m.state != MemberState::Left) else {
-                return false;
-            };
-            let state = self.state.lock();
-            self.member_addr(m, state.peers.get(&to))
-        };
-        let start = {
-            let mut state = self.state.lock();
-            let dialing = state.dialing.len();
-            match state.dialing.get_mut(&to) {
-                Some(d) => {
-                    if d.queued_bytes + plain.len() > DIAL_QUEUE_BYTES {
-                        Counters::bump(&self.counters.dial_over_budget);
-                        return false;
-                    }
-                    d.queued_bytes += plain.len();
-                    d.queued.push(plain);
-                    false
-                }
-                None if dialing >= MAX_DIALING => {
-                    Counters::bump(&self.counters.dial_over_budget);
-                    return false;
-                }
-                None => {
-                    let queued_bytes = plain.len();
-                    state.dialing.insert(
-                        to,
-                        Dialing {
-                            addr,
-                            started: Instant::now(),
-                            queued: vec![plain],
-                            queued_bytes,
-                            waiters: Vec::new(),
-                        },
-                    );
-                    true
-                }
-            }
-        };
-        if start {
-            self.initiate(addr);
-        }
-        true
+        self.wait_for_dial(to, Waiting::Frame(plain))
     }
 
-    /// Waits (at most two handshake timeouts) for a session to `to`, opening
+    /// Waits (at most four handshake timeouts) for a session to `to`, opening
     /// one. True once there is one.
     pub(super) async fn wait_session(&self, to: NodeId) -> bool {
         if self.routes.read().contains_key(&to) {
             return true;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let addr = {
-            let swim = self.swim.lock();
-            let Some(m) = swim.member(to).filter(|m| m.is_live()) else { return false };
-            let mut state = self.state.lock();
-            let addr = self.member_addr(m, state.peers.get(&to));
-            let dialing = state.dialing.len();
-            match state.dialing.get_mut(&to) {
-                Some(d) => {
-                    d.waiters.push(tx);
-                    None
-                }
-                None if dialing >= MAX_DIALING => return false,
-                None => {
-                    state.dialing.insert(
-                        to,
-                        Dialing {
-                            addr,
-                            started: Instant::now(),
-                            queued: Vec::new(),
-                            queued_bytes: 0,
-                            waiters: vec![tx],
-                        },
-                    );
-                    Some(addr)
-                }
-            }
-        };
-        if let Some(addr) = addr {
-            self.initiate(addr);
+        if !self.wait_for_dial(to, Waiting::Sender(tx)) {
+            return false;
         }
         // The tick gives up on a dial after three handshake timeouts; this
         // bound holds even if the node stops ticking meanwhile.
         let bound = self.config.timing.handshake_timeout * 4;
         matches!(tokio::time::timeout(bound, rx).await, Ok(Ok(true)))
+    }
+
+    /// Adds `what` to the dial towards member `to`, starting the dial if
+    /// there is none. Dead members may be dialled (membership offers them a
+    /// push-pull now and then, in case they were only cut off); departed ones
+    /// not. False when refused (and counted when over a bound).
+    fn wait_for_dial(&self, to: NodeId, what: Waiting) -> bool {
+        let start = {
+            let swim = self.swim.lock();
+            let Some(m) = swim.member(to).filter(|m| m.state != MemberState::Left) else {
+                return false;
+            };
+            let mut state = self.state.lock();
+            let addr = self.member_addr(m, state.peers.get(&to));
+            let dialing = state.dialing.len();
+            let entry = match state.dialing.entry(to) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(_) if dialing >= MAX_DIALING => {
+                    Counters::bump(&self.counters.dial_over_budget);
+                    return false;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(Dialing {
+                    addr,
+                    started: Instant::now(),
+                    queued: Vec::new(),
+                    queued_bytes: 0,
+                    waiters: Vec::new(),
+                }),
+            };
+            let fresh = entry.queued.is_empty() && entry.waiters.is_empty();
+            match what {
+                Waiting::Frame(plain) => {
+                    if entry.queued_bytes + plain.len() > DIAL_QUEUE_BYTES {
+                        Counters::bump(&self.counters.dial_over_budget);
+                        return false;
+                    }
+                    entry.queued_bytes += plain.len();
+                    entry.queued.push(plain);
+                }
+                Waiting::Sender(tx) => entry.waiters.push(tx),
+            }
+            fresh.then_some(addr)
+        };
+        if let Some(addr) = start {
+            self.initiate(addr);
+        }
+        true
     }
 
     /// A session with `node` is up: send what waited for it.
