@@ -74,15 +74,29 @@ async fn run(n: usize) {
         .await
         .expect("the cluster converges");
     println!("n = {n}: booted in {:.2} s virtual", booted.as_secs_f64());
-    // Settle, then the idle traffic.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Settle (the boot's news runs out of retransmissions), then the idle
+    // traffic.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let split = |members: &[Member]| -> [u64; 4] {
+        members.iter().fold([0; 4], |[m, f, h, a], member| {
+            let sent = member.node.metrics().sent;
+            [m + sent.membership, f + sent.fold, h + sent.handshake, a + sent.application]
+        })
+    };
     let before = net.stats();
+    let split_before = split(&members);
     let idle = Duration::from_secs(30);
     tokio::time::sleep(idle).await;
     let after = net.stats();
+    let split_after = split(&members);
     let per_node = |v: u64| v as f64 / n as f64 / idle.as_secs_f64();
     let bytes = per_node(after.sent_bytes - before.sent_bytes);
     let datagrams = per_node(after.sent - before.sent);
+    let [m, f, h, a] =
+        std::array::from_fn(|i| per_node(split_after[i].saturating_sub(split_before[i])));
+    println!(
+        "n = {n}: idle bytes per node per second: membership {m:.0}, fold {f:.0}, handshakes {h:.0}, application {a:.0}"
+    );
 
     // A newcomer, known to every member.
     let newcomer = start(&net, Some(members[n / 2].socket.addr())).await;
@@ -136,7 +150,27 @@ async fn run(n: usize) {
     };
     let (refuted_before, _) = refuted(&members);
     let (dead_before, suspected_before) = sum(&members);
-    tokio::time::sleep(window).await;
+    let loss_before = net.stats();
+    let mut backlog_max = 0;
+    let mut backlog_sum = 0;
+    let mut samples = 0;
+    let loss_start = Instant::now();
+    while loss_start.elapsed() < window {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for m in &members {
+            let b = m.node.metrics().membership.backlog;
+            backlog_max = backlog_max.max(b);
+            backlog_sum += b;
+            samples += 1;
+        }
+    }
+    let loss_after = net.stats();
+    println!(
+        "n = {n}: at 20 % loss: {:.1} datagrams/s and {:.0} B/s per node, gossip backlog mean {:.1}, max {backlog_max}",
+        (loss_after.sent - loss_before.sent) as f64 / n as f64 / window.as_secs_f64(),
+        (loss_after.sent_bytes - loss_before.sent_bytes) as f64 / n as f64 / window.as_secs_f64(),
+        backlog_sum as f64 / samples.max(1) as f64,
+    );
     let (dead_after, suspected_after) = sum(&members);
     let false_positives = dead_after - dead_before;
     let (refuted_after, lhm_max) = refuted(&members);

@@ -64,7 +64,7 @@ pub use lineage::{Lineage, ParsedName};
 pub use logs::{FailureRecord, LogEntry, LogLevel};
 pub use mesh_auth::{EntityKeypair, NodeId, OriginHash, PublicKey};
 pub use message::{Incoming, MessageKind, Subscription};
-pub use metrics::{DropCounts, MembershipStats, MeshMetrics, Refusals};
+pub use metrics::{DropCounts, MembershipStats, MeshMetrics, Refusals, TrafficSplit};
 pub use migrate::{MigrationError, MigrationHandle, MigrationPhase, MigrationSummary};
 pub use node::{InlineHandler, MeshEvent, MeshHandle, MeshNode};
 pub use noise::{IdentityProof, NOISE_PARAMS};

@@ -38,6 +38,10 @@ pub(crate) struct Counters {
     pub(crate) member_implausible: AtomicU64,
     pub(crate) member_full: AtomicU64,
     pub(crate) dial_over_budget: AtomicU64,
+    pub(crate) sent_membership: AtomicU64,
+    pub(crate) sent_fold: AtomicU64,
+    pub(crate) sent_handshake: AtomicU64,
+    pub(crate) sent_application: AtomicU64,
 }
 
 impl Counters {
@@ -86,6 +90,12 @@ impl Counters {
                 dial_over_budget: get(&self.dial_over_budget),
             },
             membership: MembershipStats::default(),
+            sent: TrafficSplit {
+                membership: get(&self.sent_membership),
+                fold: get(&self.sent_fold),
+                handshake: get(&self.sent_handshake),
+                application: get(&self.sent_application),
+            },
         }
     }
 }
@@ -108,6 +118,9 @@ pub struct MembershipStats {
     pub declared_dead: u64,
     /// Times this node refuted a suspicion of itself.
     pub refuted: u64,
+    /// Membership updates waiting to be passed on (each is sent a bounded
+    /// number of times): a backlog that stays high means news outruns gossip.
+    pub backlog: u64,
     /// Lifeguard's local health multiplier now (0: healthy; up to 8 when this
     /// node misses acks and nacks: its probe timeouts stretch by 1 + this).
     pub local_health: u32,
@@ -140,6 +153,22 @@ pub struct MeshMetrics {
     pub refused: Refusals,
     /// Membership (SWIM) figures.
     pub membership: MembershipStats,
+    /// Bytes sent (UDP payload), by what they carried.
+    pub sent: TrafficSplit,
+}
+
+/// Bytes sent by one node, split by what they carried: what an operator needs to
+/// tell the cost of membership from the cost of the fold and of the workload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrafficSplit {
+    /// Probes, acks, gossip, push-pull and goodbyes.
+    pub membership: u64,
+    /// The snapshot fold: summaries, digests and roots.
+    pub fold: u64,
+    /// Noise handshakes (before a session exists).
+    pub handshake: u64,
+    /// Everything else: RPC, blobs, admin, migration, user messages.
+    pub application: u64,
 }
 
 /// What the trust boundary refused: statements about other nodes without their

@@ -23,6 +23,7 @@ mod state;
 mod tasks;
 
 pub(crate) use receive::dialable;
+use send::Carried;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

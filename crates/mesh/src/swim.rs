@@ -52,14 +52,24 @@ const PIGGYBACK_BYTES: usize = 900;
 const SYNC_CHUNK: usize = 5;
 /// Retransmissions of an update: λ · ceil(log2(n + 1)).
 const RETRANSMIT_MULT: u32 = 4;
+/// Extra retransmissions of urgent updates (see `Pending::urgent`): at 20 %
+/// loss a node misses an update sent k times cluster-wide per node with
+/// probability about e^(-0.8 k); k = 16 at 32 members makes that 3·10⁻⁶.
+const URGENT_MULT: u32 = 2;
 /// Members asked to probe for us when a direct probe goes unanswered.
-const INDIRECT_PROBES: usize = 3;
+const INDIRECT_PROBES: usize = 5;
 /// Members a gossip round sends pending updates to.
 const GOSSIP_FANOUT: usize = 3;
 /// Local health multiplier ceiling (timeouts stretch up to 1 + this times).
 const MAX_LHM: u32 = 8;
 /// Independent suspicions that bring the suspicion timeout to its minimum.
 const EXPECTED_CONFIRMATIONS: usize = 3;
+/// How often a suspector re-tells the suspect, one probe interval apart (at
+/// 20 % loss the suspect misses all four with probability 0.2⁴ = 0.16 %).
+const RETELL: u8 = 3;
+/// How often a node that only heard of a suspicion asks the suspect before it
+/// declares it dead itself (a round trip at 20 % loss fails with p = 0.36).
+const CHECKS: u32 = 2;
 
 /// What a member's signed record says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +258,20 @@ impl Member {
 struct Suspicion {
     start: Instant,
     confirmations: Vec<NodeId>,
+    /// This node suspects itself: it re-tells the suspect (a lost message
+    /// must not cost a live node its membership) until [`RETELL`] times.
+    retold: u8,
+    next_retell: Option<Instant>,
+    /// Heard from others only: times the suspect was asked (up to
+    /// [`CHECKS`], one grace period each) before this node declares it dead
+    /// on its own.
+    checked: u32,
+}
+
+impl Suspicion {
+    fn new(start: Instant, by: NodeId) -> Self {
+        Self { start, confirmations: vec![by], retold: 0, next_retell: None, checked: 0 }
+    }
 }
 
 /// A change of a member's state, for logs and for the node to act on.
@@ -307,6 +331,10 @@ struct Pending {
     update: Update,
     size: usize,
     sent: u32,
+    /// Suspicions, deaths, refutations and goodbyes: sent [`URGENT_MULT`]
+    /// times as often as a join, since a node that misses one may declare a
+    /// live member dead (or keep a dead one).
+    urgent: bool,
 }
 
 /// A small, fast PRNG (splitmix64); seeded from the OS.
@@ -371,6 +399,23 @@ pub(crate) struct Swim {
     last_eager: Option<Instant>,
     /// When set, only these keys can be members.
     allow: Option<std::collections::HashSet<PublicKey>>,
+    /// Messages produced while applying updates (refutations told directly).
+    outbox: Out,
+    /// Suspectors already told of the current incarnation.
+    told: std::collections::HashSet<NodeId>,
+}
+
+/// Lifeguard's suspicion timeout: from `max` down to `min` as independent
+/// confirmations arrive; `min` grows with log10 n (half as fast as
+/// memberlist's, so a 1,000-node LAN cluster still detects within 10 s).
+fn suspicion_timeout(base: Duration, n: usize, confirmations: usize) -> Duration {
+    // 1x up to 10 members, 1.5x at 100, 2x at 1,000.
+    let scale = (1.0 + (n as f64 / 10.0).log10() / 2.0).max(1.0);
+    let min = base.mul_f64(scale);
+    let max = min * 3;
+    let frac =
+        ((confirmations as f64 + 1.0).ln() / (EXPECTED_CONFIRMATIONS as f64 + 1.0).ln()).min(1.0);
+    max.saturating_sub((max - min).mul_f64(frac)).max(min)
 }
 
 /// Messages to send: (to, message).
@@ -411,6 +456,8 @@ impl Swim {
             news: false,
             last_eager: None,
             allow,
+            outbox: Vec::new(),
+            told: std::collections::HashSet::new(),
         }
     }
 
@@ -450,6 +497,7 @@ impl Swim {
             }
         }
         out.local_health = self.lhm;
+        out.backlog = self.queue.len() as u64;
         out
     }
 
@@ -465,23 +513,19 @@ impl Swim {
         self.live_count() + 1
     }
 
-    /// Retransmissions of each update at the current size.
+    /// Retransmissions of each update at the current size: λ·⌈log10(n + 1)⌉
+    /// (12 at 128 members, 16 at 1,000). Every node that learns an update
+    /// passes it on this often, so the update reaches all with high
+    /// probability while a boot storm of n joins costs O(n log n) per node.
     fn retransmit_limit(&self) -> u32 {
         let n = self.n() as f64;
-        RETRANSMIT_MULT * ((n + 1.0).log2().ceil() as u32).max(1)
+        RETRANSMIT_MULT * ((n + 1.0).log10().ceil() as u32).max(1)
     }
 
-    /// Lifeguard's suspicion timeout: from `max` down to `min` as independent
-    /// confirmations arrive; `min` grows with log10 n (half as fast as
-    /// memberlist's, so a 1,000-node LAN cluster still detects within 10 s).
+    /// [`suspicion_timeout`] at this node's cluster size.
+    #[cfg(test)]
     fn suspicion_timeout(&self, confirmations: usize) -> Duration {
-        // 1x up to 10 members, 1.5x at 100, 2x at 1,000.
-        let scale = (1.0 + (self.n() as f64 / 10.0).log10() / 2.0).max(1.0);
-        let min = self.timing.suspicion_base.mul_f64(scale);
-        let max = min * 3;
-        let frac = ((confirmations as f64 + 1.0).ln() / (EXPECTED_CONFIRMATIONS as f64 + 1.0).ln())
-            .min(1.0);
-        max.saturating_sub((max - min).mul_f64(frac)).max(min)
+        suspicion_timeout(self.timing.suspicion_base, self.n(), confirmations)
     }
 
     fn stretched(&self, d: Duration) -> Duration {
@@ -510,21 +554,34 @@ impl Swim {
         self.events.push(Event { node, addr: m.alive.body.addr, from: Some(from), to });
     }
 
-    fn enqueue(&mut self, update: Update) {
+    /// Queues an update for gossip; `urgent` marks an Alive record that
+    /// refutes (other kinds are always urgent).
+    fn enqueue(&mut self, update: Update, urgent: bool) {
         let node = update.node();
         // One update per member in flight, except that suspicions by distinct
-        // nodes travel side by side (each is a confirmation).
-        let by_of = |u: &Update| match u {
-            Update::Suspect { by, .. } => Some(*by),
-            _ => None,
-        };
-        let new_by = by_of(&update);
+        // nodes travel side by side (each is a confirmation), and that a
+        // suspicion or death never displaces the signed record of the same
+        // incarnation: a node that holds an older record can apply neither
+        // without it (that once cost a refuted node its membership).
         self.queue.retain(|p| {
-            p.update.node() != node
-                || (new_by.is_some() && by_of(&p.update).is_some() && by_of(&p.update) != new_by)
+            if p.update.node() != node {
+                return true;
+            }
+            match (&update, &p.update) {
+                (
+                    Update::Suspect { incarnation, .. } | Update::Dead { incarnation, .. },
+                    Update::Alive(old),
+                ) => old.body.incarnation >= *incarnation,
+                (
+                    Update::Suspect { incarnation: i, by: a, .. },
+                    Update::Suspect { incarnation: j, by: b, .. },
+                ) => a != b && i == j,
+                _ => false,
+            }
         });
         let size = postcard::to_stdvec(&update).map_or(PIGGYBACK_BYTES, |b| b.len());
-        self.queue.push(Pending { update, size, sent: 0 });
+        let urgent = !matches!(update, Update::Alive(_)) || urgent;
+        self.queue.push(Pending { update, size, sent: 0, urgent });
     }
 
     /// Updates to piggyback, fewest-sent first, within the byte budget.
@@ -533,7 +590,7 @@ impl Swim {
             return Vec::new();
         }
         let limit = self.retransmit_limit();
-        self.queue.sort_by_key(|p| p.sent);
+        self.queue.sort_by_key(|p| (p.sent, !p.urgent));
         let mut used = 0;
         let mut out = Vec::new();
         for p in &mut self.queue {
@@ -544,7 +601,7 @@ impl Swim {
             p.sent += 1;
             out.push(p.update.clone());
         }
-        self.queue.retain(|p| p.sent < limit);
+        self.queue.retain(|p| p.sent < if p.urgent { limit * URGENT_MULT } else { limit });
         out
     }
 
@@ -557,7 +614,7 @@ impl Swim {
     /// Applies one update; true when it was news (and is passed on).
     pub(crate) fn apply(
         &mut self,
-        _from: NodeId,
+        from: NodeId,
         update: Update,
         now: Instant,
         now_ms: u64,
@@ -566,11 +623,15 @@ impl Swim {
             Update::Alive(record) => self.apply_alive(record, now, now_ms),
             // Who suspects counts, not who passed it on (`from`).
             Update::Suspect { node, incarnation, by } => {
+                if node == self.me {
+                    self.refute(incarnation, &[by, from]);
+                    return false;
+                }
                 self.apply_suspect(by, node, incarnation, now)
             }
             Update::Dead { node, incarnation } => {
                 if node == self.me {
-                    self.refute(incarnation);
+                    self.refute(incarnation, &[from]);
                     return false;
                 }
                 let Some(m) = self.members.get(&node) else { return false };
@@ -578,7 +639,7 @@ impl Swim {
                     return false;
                 }
                 self.set_state(node, MemberState::Dead, now);
-                self.enqueue(Update::Dead { node, incarnation });
+                self.enqueue(Update::Dead { node, incarnation }, true);
                 true
             }
             Update::Left(left) => {
@@ -598,7 +659,7 @@ impl Swim {
                     m.left = Some(left.clone());
                 }
                 self.set_state(node, MemberState::Left, now);
-                self.enqueue(Update::Left(left));
+                self.enqueue(Update::Left(left), true);
                 true
             }
         }
@@ -629,6 +690,7 @@ impl Swim {
             self.refused.push(why);
             return false;
         }
+        let joined = !self.members.contains_key(&node);
         match self.members.get_mut(&node) {
             None => {
                 let addr = record.body.addr;
@@ -653,7 +715,7 @@ impl Swim {
                 self.set_state(node, MemberState::Alive, now);
             }
         }
-        self.enqueue(Update::Alive(record));
+        self.enqueue(Update::Alive(record), !joined);
         true
     }
 
@@ -665,7 +727,7 @@ impl Swim {
         now: Instant,
     ) -> bool {
         if node == self.me {
-            self.refute(incarnation);
+            self.refute(incarnation, &[from]);
             return false;
         }
         let Some(m) = self.members.get_mut(&node) else { return false };
@@ -674,13 +736,13 @@ impl Swim {
         }
         match m.state {
             MemberState::Alive => {
-                m.suspicion = Some(Suspicion { start: now, confirmations: vec![from] });
+                m.suspicion = Some(Suspicion::new(now, from));
                 self.set_state(node, MemberState::Suspect, now);
-                self.enqueue(Update::Suspect { node, incarnation, by: from });
+                self.enqueue(Update::Suspect { node, incarnation, by: from }, true);
                 true
             }
             MemberState::Suspect => {
-                let s = m.suspicion.get_or_insert(Suspicion { start: now, confirmations: vec![] });
+                let s = m.suspicion.get_or_insert(Suspicion::new(now, from));
                 if s.confirmations.contains(&from)
                     || s.confirmations.len() >= EXPECTED_CONFIRMATIONS
                 {
@@ -688,7 +750,7 @@ impl Swim {
                 }
                 s.confirmations.push(from);
                 // A confirmation is news: it shortens everyone's timeout.
-                self.enqueue(Update::Suspect { node, incarnation, by: from });
+                self.enqueue(Update::Suspect { node, incarnation, by: from }, true);
                 true
             }
             MemberState::Dead | MemberState::Left => false,
@@ -696,20 +758,35 @@ impl Swim {
     }
 
     /// Someone suspects this node (or says it is dead) at `incarnation`: sign a
-    /// higher one.
-    fn refute(&mut self, incarnation: u64) {
-        if self.left || incarnation < self.own.body.incarnation {
+    /// higher one, and tell `tell` (the suspector, which holds the earliest
+    /// timer, and whoever passed it on) at once; the rest hear it by gossip. A
+    /// suspicion of an incarnation already refuted is answered once per node.
+    fn refute(&mut self, incarnation: u64, tell: &[NodeId]) {
+        if self.left {
             return;
         }
-        let mut body = self.own.body.clone();
-        body.incarnation = incarnation + 1;
-        self.own = SignedAlive::sign(body, &self.identity);
-        self.stats.refuted += 1;
-        self.lhm_up();
-        self.enqueue(Update::Alive(self.own.clone()));
+        if incarnation >= self.own.body.incarnation {
+            let mut body = self.own.body.clone();
+            body.incarnation = incarnation + 1;
+            self.own = SignedAlive::sign(body, &self.identity);
+            self.stats.refuted += 1;
+            self.lhm_up();
+            self.enqueue(Update::Alive(self.own.clone()), true);
+            self.news = true;
+            self.told.clear();
+        }
+        for &to in tell {
+            if to != self.me && self.told.len() < 64 && self.told.insert(to) {
+                let updates = vec![Update::Alive(self.own.clone())];
+                self.outbox.push((to, SwimMsg::Gossip { updates }));
+            }
+        }
     }
 
-    fn apply_all(&mut self, from: NodeId, updates: Vec<Update>, now: Instant, now_ms: u64) {
+    fn apply_all(&mut self, from: NodeId, mut updates: Vec<Update>, now: Instant, now_ms: u64) {
+        // Records first: a suspicion of an incarnation is applied after the
+        // record of that incarnation that travels with it.
+        updates.sort_by_key(|u| !matches!(u, Update::Alive(_)));
         for u in updates {
             if self.apply(from, u, now, now_ms) {
                 self.news = true;
@@ -760,6 +837,11 @@ impl Swim {
         now_ms: u64,
         out: &mut Out,
     ) {
+        self.handle(from, msg, now, now_ms, out);
+        out.append(&mut self.outbox);
+    }
+
+    fn handle(&mut self, from: NodeId, msg: SwimMsg, now: Instant, now_ms: u64, out: &mut Out) {
         match msg {
             SwimMsg::Probe { seq, sent_us, updates } => {
                 self.apply_all(from, updates, now, now_ms);
@@ -832,7 +914,7 @@ impl Swim {
             && rank > 0
             && rank < MemberState::Left.rank()
         {
-            self.refute(inc);
+            self.refute(inc, &[]);
         }
         let mut records = Vec::new();
         let mine = std::iter::once((self.me, self.own.body.incarnation, 0u8));
@@ -964,6 +1046,7 @@ impl Swim {
         if self.left {
             return;
         }
+        self.retell_suspects(now, out);
         // The probe in flight.
         if let Some(p) = &self.probe {
             let target = p.target;
@@ -975,6 +1058,9 @@ impl Swim {
                 for h in &helpers {
                     out.push((*h, SwimMsg::ProbeReq { seq, target, updates: updates.clone() }));
                 }
+                // And the target once more directly: at 20 % loss a lone
+                // ping-ack round trip fails 36 % of the time, two 13 %.
+                out.push((target, SwimMsg::Probe { seq, sent_us: now_us, updates: Vec::new() }));
                 if let Some(p) = &mut self.probe {
                     p.indirect_sent = helpers.len().max(1);
                 }
@@ -1036,22 +1122,47 @@ impl Swim {
             }
         });
         out.extend(nacks);
-        // Suspicions that ran out.
-        let expired: Vec<(NodeId, u64)> = self
-            .members
-            .values()
-            .filter(|m| m.state == MemberState::Suspect)
-            .filter_map(|m| {
-                let s = m.suspicion.as_ref()?;
-                let timeout = self.suspicion_timeout(s.confirmations.len().saturating_sub(1));
-                (now.saturating_duration_since(s.start) >= timeout)
-                    .then_some((m.alive.body.node, m.incarnation()))
-            })
-            .collect();
+        // Suspicions that ran out. A node that only heard of the suspicion
+        // (it is not a suspector itself) first asks the suspect: it may
+        // have missed the refutation (each gossip reaches a given node with
+        // high probability, not certainty), and the suspect answers it
+        // directly. A crashed node's death is still declared by its
+        // suspectors, and their Dead spreads without waiting for this.
+        let me = self.me;
+        let grace = self.timing.probe_interval;
+        let mut expired: Vec<(NodeId, u64)> = Vec::new();
+        let mut checks: Vec<(NodeId, Update)> = Vec::new();
+        let n = self.n();
+        for m in self.members.values_mut() {
+            if m.state != MemberState::Suspect {
+                continue;
+            }
+            let node = m.alive.body.node;
+            let incarnation = m.alive.body.incarnation;
+            let Some(s) = m.suspicion.as_mut() else { continue };
+            let timeout = suspicion_timeout(
+                self.timing.suspicion_base,
+                n,
+                s.confirmations.len().saturating_sub(1),
+            ) + grace * u32::from(s.checked);
+            if now.saturating_duration_since(s.start) < timeout {
+                continue;
+            }
+            if s.checked < CHECKS && !s.confirmations.contains(&me) {
+                s.checked += 1;
+                let by = s.confirmations.first().copied().unwrap_or(me);
+                checks.push((node, Update::Suspect { node, incarnation, by }));
+                continue;
+            }
+            expired.push((node, incarnation));
+        }
+        for (node, update) in checks {
+            out.push((node, SwimMsg::Gossip { updates: vec![update] }));
+        }
         for (node, incarnation) in expired {
             self.stats.declared_dead += 1;
             self.set_state(node, MemberState::Dead, now);
-            self.enqueue(Update::Dead { node, incarnation });
+            self.enqueue(Update::Dead { node, incarnation }, true);
             // If it lives after all, it refutes.
             out.push((node, SwimMsg::Gossip { updates: vec![Update::Dead { node, incarnation }] }));
         }
@@ -1102,6 +1213,35 @@ impl Swim {
         if self.members.len() != before {
             let members = &self.members;
             self.order.retain(|n| members.contains_key(n));
+        }
+    }
+
+    /// Suspicions this node raised itself, still open: the suspect is told
+    /// again each probe interval (up to [`RETELL`] times) so that one lost
+    /// message does not keep a live node from refuting.
+    fn retell_suspects(&mut self, now: Instant, out: &mut Out) {
+        let me = self.me;
+        let every = self.timing.probe_interval;
+        for m in self.members.values_mut() {
+            if m.state != MemberState::Suspect {
+                continue;
+            }
+            let incarnation = m.alive.body.incarnation;
+            let node = m.alive.body.node;
+            let Some(s) = m.suspicion.as_mut() else { continue };
+            if s.retold >= RETELL || !s.confirmations.contains(&me) {
+                continue;
+            }
+            match s.next_retell {
+                None => s.next_retell = Some(now + every),
+                Some(t) if now >= t => {
+                    s.retold += 1;
+                    s.next_retell = Some(now + every);
+                    let update = Update::Suspect { node, incarnation, by: me };
+                    out.push((node, SwimMsg::Gossip { updates: vec![update] }));
+                }
+                Some(_) => {}
+            }
         }
     }
 
@@ -1221,6 +1361,98 @@ mod tests {
         assert_eq!(swim.own().body.incarnation, 1_001);
         assert_eq!(swim.local_health(), 1);
         assert!(swim.queue.iter().any(|p| p.update == Update::Alive(swim.own().clone())));
+    }
+
+    #[test]
+    fn a_refutation_is_told_to_the_suspector_and_the_relay_at_once() {
+        let (a, body_a) = node(1);
+        let me = a.node_id();
+        let mut swim = Swim::new(a, body_a, timing(), 1, None);
+        let mut out = Vec::new();
+        let suspicion = Update::Suspect { node: me, incarnation: 1_000, by: NodeId(9) };
+        let gossip = SwimMsg::Gossip { updates: vec![suspicion] };
+        swim.on_message(NodeId(7), gossip.clone(), Instant::now(), 2_000, &mut out);
+        let refutation = Update::Alive(swim.own().clone());
+        for to in [NodeId(9), NodeId(7)] {
+            assert!(
+                out.iter().any(|(t, m)| *t == to
+                    && matches!(m, SwimMsg::Gossip { updates } if updates == &[refutation.clone()])),
+                "{to:?} is told: {out:?}"
+            );
+        }
+        // The same stale suspicion again is not answered again.
+        out.clear();
+        swim.on_message(NodeId(7), gossip, Instant::now(), 2_000, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_suspicion_never_displaces_the_record_it_is_about() {
+        let (a, body_a) = node(1);
+        let (b, body_b) = node(2);
+        let mut swim = Swim::new(a, body_a, timing(), 1, None);
+        let now = Instant::now();
+        let record = Update::Alive(SignedAlive::sign(body_b, &b));
+        assert!(swim.apply(NodeId(9), record.clone(), now, 2_000));
+        let suspicion = Update::Suspect { node: b.node_id(), incarnation: 1_000, by: NodeId(9) };
+        assert!(swim.apply(NodeId(9), suspicion.clone(), now, 2_000));
+        // Both travel: a node holding an older record of b needs the record
+        // to apply the suspicion (and, later, its refutation).
+        assert!(swim.queue.iter().any(|p| p.update == record));
+        assert!(swim.queue.iter().any(|p| p.update == suspicion && p.urgent));
+    }
+
+    #[test]
+    fn a_node_that_only_heard_a_suspicion_asks_the_suspect_before_declaring_it_dead() {
+        let (a, body_a) = node(1);
+        let (b, body_b) = node(2);
+        let suspect = b.node_id();
+        let mut swim = Swim::new(a, body_a, timing(), 1, None);
+        let t0 = Instant::now();
+        swim.apply(NodeId(9), Update::Alive(SignedAlive::sign(body_b, &b)), t0, 2_000);
+        swim.apply(
+            NodeId(9),
+            Update::Suspect { node: suspect, incarnation: 1_000, by: NodeId(9) },
+            t0,
+            2_000,
+        );
+        let timeout = swim.suspicion_timeout(0);
+        let grace = swim.timing.probe_interval;
+        let checked = |swim: &Swim| {
+            swim.member(suspect).and_then(|m| m.suspicion.as_ref()).map_or(0, |s| s.checked)
+        };
+        // This node's own probes of the suspect are answered (it must not
+        // become a suspector itself): tick in small steps, acking each probe.
+        let step = swim.timing.probe_interval / 10;
+        let mut tick_to = |swim: &mut Swim, until: Instant, mut at: Instant| -> (Instant, Out) {
+            let mut all = Vec::new();
+            while at < until {
+                at += step;
+                let mut out = Vec::new();
+                swim.tick(at, 0, &|_| true, &mut out);
+                for (_, m) in &out {
+                    if let SwimMsg::Probe { seq, .. } = m {
+                        let ack =
+                            SwimMsg::Ack { seq: *seq, sent_us: 0, relayed: false, updates: vec![] };
+                        swim.on_message(suspect, ack, at, 2_000, &mut Vec::new());
+                    }
+                }
+                all.extend(out);
+            }
+            (at, all)
+        };
+        let (mut at, _) = tick_to(&mut swim, t0 + timeout - step, t0);
+        assert_eq!(checked(&swim), 0, "not asked before the timeout");
+        for round in 1..=CHECKS {
+            let (next, out) = tick_to(&mut swim, at + grace, at);
+            at = next;
+            assert_eq!(checked(&swim), round);
+            assert!(out.iter().any(|(t, _)| *t == suspect));
+            assert_eq!(swim.member(suspect).unwrap().state, MemberState::Suspect);
+        }
+        tick_to(&mut swim, at + grace * 2, at);
+        assert_eq!(swim.member(suspect).unwrap().state, MemberState::Dead);
+        assert_eq!(swim.stats().declared_dead, 1);
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Inner {
                 Responding { hs, addr: from, remote_idx: sender, started: Instant::now() },
             );
         }
-        let _ = self.send_datagram(&datagram, from);
+        let _ = self.send_datagram(&datagram, from, Carried::Handshake);
     }
 
     pub(super) fn on_resp(&self, sender: u32, receiver: u32, noise: &[u8], from: SocketAddr) {
@@ -176,7 +176,7 @@ impl Inner {
             return;
         };
         let datagram = Packet::HandshakeFinal { receiver: sender, noise: &msg[..n] }.encode();
-        let _ = self.send_datagram(&datagram, from);
+        let _ = self.send_datagram(&datagram, from, Carried::Handshake);
         let session = Arc::new(Session::new(SessionParams {
             local_idx: receiver,
             remote_idx: sender,
@@ -355,7 +355,7 @@ impl Inner {
         }
         let datagram =
             Packet::HandshakeInit { sender: local, timestamp_ms, noise: &msg[..n] }.encode();
-        let _ = self.send_datagram(&datagram, addr);
+        let _ = self.send_datagram(&datagram, addr, Carried::Handshake);
     }
 
     pub(super) fn dial_seeds(&self, now: Instant) {

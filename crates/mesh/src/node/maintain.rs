@@ -300,7 +300,7 @@ impl Inner {
         if plain.len() + TRANSPORT_HEADER + TAG_LEN > self.config.limits.datagram_budget {
             self.send_large_control(session, plain);
         } else {
-            let _ = self.send_plain(session, plain);
+            let _ = self.send_plain(session, plain, Carried::of_encoded(plain));
         }
     }
 
@@ -433,7 +433,7 @@ impl Inner {
         for s in resend_final {
             if let Some(d) = &s.final_datagram {
                 s.final_sent_us.store(now_us, Ordering::Relaxed);
-                let _ = self.send_datagram(d, s.addr);
+                let _ = self.send_datagram(d, s.addr, Carried::Handshake);
             }
         }
         for addr in redial {

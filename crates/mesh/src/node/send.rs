@@ -38,7 +38,7 @@ impl MeshHandle {
                 .encode_into(&mut plain);
             let datagram =
                 session.seal(&plain).ok_or_else(|| SendError::Io("encryption failed".into()))?;
-            inner.send_datagram_waiting(&datagram, session.addr).await?;
+            inner.send_datagram_waiting(&datagram, session.addr, Carried::of_kind(kind.0)).await?;
             if (index + 1) % FRAGMENT_BURST == 0 {
                 tokio::task::yield_now().await;
             }
@@ -137,8 +137,13 @@ impl MeshHandle {
 }
 
 impl Inner {
-    pub(super) fn send_datagram(&self, bytes: &[u8], to: SocketAddr) -> Result<(), SendError> {
-        match self.try_send_datagram(bytes, to) {
+    pub(super) fn send_datagram(
+        &self,
+        bytes: &[u8],
+        to: SocketAddr,
+        carried: Carried,
+    ) -> Result<(), SendError> {
+        match self.try_send_datagram(bytes, to, carried) {
             Ok(()) => Ok(()),
             Err(e) => {
                 Counters::bump(&self.counters.send_failed);
@@ -147,10 +152,23 @@ impl Inner {
         }
     }
 
-    pub(super) fn try_send_datagram(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<()> {
+    pub(super) fn try_send_datagram(
+        &self,
+        bytes: &[u8],
+        to: SocketAddr,
+        carried: Carried,
+    ) -> std::io::Result<()> {
         self.net.try_send_to(bytes, to)?;
         Counters::bump(&self.counters.datagrams_out);
-        self.counters.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let len = bytes.len() as u64;
+        self.counters.bytes_out.fetch_add(len, Ordering::Relaxed);
+        let split = match carried {
+            Carried::Membership => &self.counters.sent_membership,
+            Carried::Fold => &self.counters.sent_fold,
+            Carried::Handshake => &self.counters.sent_handshake,
+            Carried::Application => &self.counters.sent_application,
+        };
+        split.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -160,9 +178,10 @@ impl Inner {
         &self,
         bytes: &[u8],
         to: SocketAddr,
+        carried: Carried,
     ) -> Result<(), SendError> {
         for _ in 0..100 {
-            match self.try_send_datagram(bytes, to) {
+            match self.try_send_datagram(bytes, to, carried) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     tokio::time::sleep(Duration::from_micros(200)).await;
@@ -177,10 +196,15 @@ impl Inner {
         Err(SendError::Io("socket send buffer stayed full".into()))
     }
 
-    pub(super) fn send_plain(&self, session: &Session, plain: &[u8]) -> Result<(), SendError> {
+    pub(super) fn send_plain(
+        &self,
+        session: &Session,
+        plain: &[u8],
+        carried: Carried,
+    ) -> Result<(), SendError> {
         let datagram =
             session.seal(plain).ok_or_else(|| SendError::Io("encryption failed".into()))?;
-        self.send_datagram(&datagram, session.addr)
+        self.send_datagram(&datagram, session.addr, carried)
     }
 
     /// Encodes, encrypts and sends a frame known to fit one datagram, in this
@@ -195,7 +219,7 @@ impl Inner {
                 // Only if a send ever ran inside another on this thread.
                 let mut plain = Vec::new();
                 frame.encode_into(&mut plain);
-                return self.send_plain(session, &plain);
+                return self.send_plain(session, &plain, Carried::of(frame));
             };
             let SendBuffers { plain, sealed } = &mut *buffers;
             plain.clear();
@@ -203,7 +227,7 @@ impl Inner {
             session
                 .seal_into(plain, sealed)
                 .ok_or_else(|| SendError::Io("encryption failed".into()))?;
-            let sent = self.send_datagram(sealed, session.addr);
+            let sent = self.send_datagram(sealed, session.addr, Carried::of(frame));
             // Keep memory bounded after an occasional large frame.
             if plain.capacity() > SEND_BUFFER_KEEP {
                 *plain = Vec::new();
@@ -223,7 +247,7 @@ impl Inner {
             }
             return;
         }
-        let _ = self.send_plain(session, &plain);
+        let _ = self.send_plain(session, &plain, Carried::of(frame));
     }
 
     /// Push-pull messages of big clusters exceed one datagram; wrap the encoded frame in
@@ -244,8 +268,45 @@ impl Inner {
                 payload: chunk,
             }
             .encode_into(&mut plain);
-            let _ = self.send_plain(session, &plain);
+            let _ = self.send_plain(session, &plain, Carried::Membership);
         }
+    }
+}
+
+/// What a sent datagram carried: the split of [`crate::TrafficSplit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Carried {
+    Membership,
+    Fold,
+    Handshake,
+    Application,
+}
+
+impl Carried {
+    /// The class of a message (or fragment) of `kind`.
+    pub(super) fn of_kind(kind: u32) -> Self {
+        if kind == state::FOLD_KIND.0 {
+            Self::Fold
+        } else if kind == CONTROL_KIND.0 {
+            Self::Membership
+        } else {
+            Self::Application
+        }
+    }
+
+    /// The class of a frame.
+    pub(super) fn of(frame: &Frame<'_>) -> Self {
+        match frame {
+            Frame::Message { kind, .. } | Frame::Fragment { kind, .. } => Self::of_kind(*kind),
+            Frame::Ping { .. } | Frame::Pong { .. } | Frame::Swim(_) | Frame::Leave => {
+                Self::Membership
+            }
+        }
+    }
+
+    /// The class of an encoded frame (one queued behind a handshake).
+    pub(super) fn of_encoded(plain: &[u8]) -> Self {
+        Frame::decode(plain).map_or(Self::Application, |frame| Self::of(&frame))
     }
 }
 
