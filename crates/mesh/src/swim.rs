@@ -1144,7 +1144,7 @@ impl Swim {
                 self.timing.suspicion_base,
                 n,
                 s.confirmations.len().saturating_sub(1),
-            ) + grace * u32::from(s.checked);
+            ) + grace * s.checked;
             if now.saturating_duration_since(s.start) < timeout {
                 continue;
             }
