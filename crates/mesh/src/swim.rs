@@ -1376,7 +1376,7 @@ mod tests {
         for to in [NodeId(9), NodeId(7)] {
             assert!(
                 out.iter().any(|(t, m)| *t == to
-                    && matches!(m, SwimMsg::Gossip { updates } if updates == &[refutation.clone()])),
+                    && matches!(m, SwimMsg::Gossip { updates } if updates == std::slice::from_ref(&refutation))),
                 "{to:?} is told: {out:?}"
             );
         }
@@ -1424,7 +1424,7 @@ mod tests {
         // This node's own probes of the suspect are answered (it must not
         // become a suspector itself): tick in small steps, acking each probe.
         let step = swim.timing.probe_interval / 10;
-        let mut tick_to = |swim: &mut Swim, until: Instant, mut at: Instant| -> (Instant, Out) {
+        let tick_to = |swim: &mut Swim, until: Instant, mut at: Instant| -> (Instant, Out) {
             let mut all = Vec::new();
             while at < until {
                 at += step;
