@@ -64,3 +64,16 @@ fn stdx_is_the_floor() {
     forbidden.extend(["tokio", "snow", "ratatui", "crossterm", "serde"]);
     assert_free_of("stdx", &forbidden);
 }
+
+#[test]
+fn every_crate_may_use_stdx() {
+    // The floor itself pulls nothing of the workspace in (checked above), so any
+    // crate depending on it keeps its own layering.
+    for package in ["mesh-auth", "mesh", "mesh-blobs", "meshd", "deck-model", "deck-tui"] {
+        let tree = normal_deps(package);
+        assert!(
+            tree.lines().any(|l| l.split_whitespace().next() == Some("stdx")),
+            "{package} should use stdx rather than its own copies:\n{tree}"
+        );
+    }
+}

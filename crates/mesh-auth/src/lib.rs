@@ -38,7 +38,6 @@
 
 mod envelope;
 mod error;
-mod hex;
 mod ids;
 mod keys;
 mod ledger;

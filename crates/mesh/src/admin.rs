@@ -377,13 +377,17 @@ struct AdminStateV1 {
 const ADMIN_STATE_MAGIC: &[u8] = b"mesh admin state v2\n";
 /// The header of files written before freeze proofs (read, never written).
 const ADMIN_STATE_MAGIC_V1: &[u8] = b"mesh admin state v1\n";
+/// A persisted admin state holds a few flags, an avoid list and one signed
+/// envelope: far below this cap, which only keeps a wrong file from being read
+/// into memory whole.
+const ADMIN_STATE_LIMITS: stdx::fs::ReadLimits = stdx::fs::ReadLimits::new(16 << 20);
 
 impl AdminState {
     /// Reads a persisted state; a missing file is the default state.
     pub(crate) fn load(path: &std::path::Path) -> Result<AdminState, String> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match stdx::fs::read_bounded(path, ADMIN_STATE_LIMITS) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminState::default()),
+            Err(e) if e.is_not_found() => return Ok(AdminState::default()),
             Err(e) => return Err(format!("cannot read: {e}")),
         };
         let corrupt = |e: postcard::Error| {
@@ -407,23 +411,12 @@ impl AdminState {
         postcard::from_bytes(body).map_err(corrupt)
     }
 
-    /// Writes the state atomically: a temporary file, synced, renamed over
-    /// `path`, and the directory synced.
+    /// Writes the state atomically ([`stdx::fs::write_atomic`]: a uniquely
+    /// named temporary file, synced, renamed over `path`, the directory synced).
     pub(crate) fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        use std::io::Write;
         let mut bytes = ADMIN_STATE_MAGIC.to_vec();
         bytes.extend(postcard::to_stdvec(self).map_err(std::io::Error::other)?);
-        let tmp = path.with_extension("tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        stdx::fs::write_atomic(path, &bytes)
     }
 }
 
