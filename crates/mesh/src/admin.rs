@@ -517,6 +517,91 @@ impl AdminOutcome {
             AdminOutcome::Rejected { code, .. } => Some(code),
         }
     }
+
+    /// The node's own reason, if it refused the command on its own account
+    /// (`None` when accepted, or refused by the verifier: see
+    /// [`mesh_auth::RejectReason`]).
+    pub fn refusal(&self) -> Option<AdminRefusal> {
+        self.code().and_then(AdminRefusal::from_code)
+    }
+}
+
+/// Why a node refused an admin command on its own account: before verifying it,
+/// or for a verified command it must not apply. The verifier's reasons are
+/// [`mesh_auth::RejectReason`]s; both reach the wire, the audit ledger and the
+/// deck only as their stable [`AdminRefusal::code`] in
+/// [`AdminOutcome::Rejected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AdminRefusal {
+    /// The node has no admin verifier installed: it refuses every command.
+    NoVerifier,
+    /// The peer that delivered it sent more envelopes without a valid operator
+    /// signature than its budget allows.
+    RateLimited,
+    /// The envelope does not decode, or its command does not match what was
+    /// signed (class or target).
+    Malformed,
+    /// The command is for another node.
+    NotTarget,
+    /// The cluster is frozen: routine commands are refused.
+    Frozen,
+    /// The blast radius signed for an ICE command differs from this node's own
+    /// simulation (the cluster changed since the operator looked).
+    SimulationMismatch,
+    /// The audit ledger append failed, so the command must not take effect.
+    AuditFailed,
+    /// The node is shut down.
+    Shutdown,
+}
+
+impl AdminRefusal {
+    /// Every refusal, in declaration order.
+    pub const ALL: [AdminRefusal; 8] = [
+        AdminRefusal::NoVerifier,
+        AdminRefusal::RateLimited,
+        AdminRefusal::Malformed,
+        AdminRefusal::NotTarget,
+        AdminRefusal::Frozen,
+        AdminRefusal::SimulationMismatch,
+        AdminRefusal::AuditFailed,
+        AdminRefusal::Shutdown,
+    ];
+
+    /// The stable snake_case code (`no_verifier`, `frozen`, ...) the wire, the
+    /// ledger and machine-readable output carry.
+    pub fn code(self) -> &'static str {
+        match self {
+            AdminRefusal::NoVerifier => "no_verifier",
+            AdminRefusal::RateLimited => "rate_limited",
+            AdminRefusal::Malformed => "malformed",
+            AdminRefusal::NotTarget => "not_target",
+            AdminRefusal::Frozen => "frozen",
+            AdminRefusal::SimulationMismatch => "simulation_mismatch",
+            AdminRefusal::AuditFailed => "audit_failed",
+            AdminRefusal::Shutdown => "shutdown",
+        }
+    }
+
+    /// The refusal with this code, if it is one.
+    pub fn from_code(code: &str) -> Option<AdminRefusal> {
+        AdminRefusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// An outcome refusing with this reason, recorded nowhere.
+    pub fn outcome(self, reason: impl Into<String>) -> AdminOutcome {
+        AdminOutcome::Rejected {
+            code: self.code().to_owned(),
+            reason: reason.into(),
+            audit_seq: None,
+        }
+    }
+}
+
+impl fmt::Display for AdminRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 impl fmt::Display for AdminOutcome {
@@ -525,5 +610,36 @@ impl fmt::Display for AdminOutcome {
             AdminOutcome::Accepted { effect, .. } => write!(f, "accepted: {effect}"),
             AdminOutcome::Rejected { code, reason, .. } => write!(f, "rejected ({code}): {reason}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_codes_are_the_ones_on_the_wire() {
+        let codes: Vec<&str> = AdminRefusal::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "no_verifier",
+                "rate_limited",
+                "malformed",
+                "not_target",
+                "frozen",
+                "simulation_mismatch",
+                "audit_failed",
+                "shutdown"
+            ]
+        );
+        for refusal in AdminRefusal::ALL {
+            assert_eq!(AdminRefusal::from_code(refusal.code()), Some(refusal));
+            let outcome = refusal.outcome("why");
+            assert_eq!((outcome.code(), outcome.refusal()), (Some(refusal.code()), Some(refusal)));
+        }
+        assert_eq!(AdminRefusal::from_code("replayed"), None);
+        let accepted = AdminOutcome::Accepted { audit_seq: 1, effect: "done".into() };
+        assert_eq!(accepted.refusal(), None);
     }
 }

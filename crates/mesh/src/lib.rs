@@ -54,7 +54,9 @@ pub mod testing;
 pub mod transport;
 pub mod wire;
 
-pub use admin::{AdminCommand, AdminOutcome, AdminState, BlastRadius, MigrationId, simulate};
+pub use admin::{
+    AdminCommand, AdminOutcome, AdminRefusal, AdminState, BlastRadius, MigrationId, simulate,
+};
 pub use config::{ClusterKey, Limits, MeshConfig, NODE_FLAG_OPERATOR, TimingProfile};
 pub use daemon::{
     Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonHealth, DaemonLogger, Lifecycle,
