@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::MeshdError;
+use crate::error::MeshdError;
 
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "meshd.lock";

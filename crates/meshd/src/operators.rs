@@ -25,7 +25,7 @@ use mesh_auth::{AdminVerifier, OperatorId, OperatorRegistry, PublicKey, Verifier
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ErrorKind, MeshdError};
+use crate::error::{ErrorKind, MeshdError};
 
 /// Largest operators file read (it is a short list of keys).
 pub const MAX_OPERATORS_FILE: u64 = 1 << 20;
