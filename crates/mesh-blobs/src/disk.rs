@@ -19,6 +19,7 @@ mod flusher;
 mod marker;
 mod record;
 mod recover;
+mod report;
 mod segments;
 
 #[cfg(test)]
@@ -26,7 +27,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use recover::{CorruptRegion, RecoveryReport, Truncation};
+pub use report::{CorruptRegion, RecoveryReport, Truncation};
 use segments::DiskBackend;
 
 use crate::engine::Engine;

@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use super::flusher::{Flusher, WRITE_BEHIND_BYTES};
 use super::marker::sync_dir;
 use super::record::{HEADER_LEN, Header, Kind, SEGMENT_MAGIC};
-use super::recover::RecoveryReport;
+use super::report::RecoveryReport;
 use crate::engine::{Backend, Manifest, RemoveReason};
 use crate::store::Metrics;
 use crate::{BlobError, DiskConfig, FsyncPolicy, Hash};
