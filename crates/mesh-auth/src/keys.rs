@@ -251,12 +251,12 @@ impl PublicKey {
 
     /// The node id for this key.
     pub fn node_id(&self) -> NodeId {
-        NodeId(derive_u64(NODE_ID_CONTEXT, self))
+        NodeId(derive_u64(NODE_ID_CONTEXT, self.as_bytes()))
     }
 
     /// The origin hash (daemon id) for this key.
     pub fn origin_hash(&self) -> OriginHash {
-        OriginHash(derive_u64(ORIGIN_HASH_CONTEXT, self))
+        OriginHash(derive_u64(ORIGIN_HASH_CONTEXT, self.as_bytes()))
     }
 
     /// Strict ed25519 verification (`verify_strict`: rejects small-order keys and
