@@ -64,7 +64,7 @@ impl DiskLog {
     /// Refuses, naming the path, a directory that is not a store
     /// ([`BlobError::NotAStore`]) and a store in another format
     /// ([`BlobError::IncompatibleVersion`]). Damage found while rebuilding the index
-    /// is repaired and reported in [`DiskLog::recovery_report`], not an error.
+    /// is repaired and reported in its recovery report, not an error.
     pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<DiskLog, BlobError> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();

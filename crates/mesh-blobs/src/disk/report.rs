@@ -30,7 +30,7 @@ pub struct CorruptRegion {
     pub what: &'static str,
 }
 
-/// What [`crate::DiskLog::open`] found while rebuilding the index.
+/// What opening a [`crate::DiskLog`] found while rebuilding the index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryReport {
