@@ -29,9 +29,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use stdx::text::LineCol;
-
 use serde::{Deserialize, Serialize};
+use stdx::text::LineCol;
 use toml::Spanned;
 
 /// Largest bookmarks file read (1 MiB); a larger file is treated as corrupt.
