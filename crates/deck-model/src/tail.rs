@@ -11,7 +11,8 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use stdx::Ring;
 
 /// A bounded ring of items with increasing deck sequence numbers: a
-/// [`stdx::Ring`] that can also count the items a marker holds for.
+/// [`stdx::Ring`] (which it derefs to for reading) that can also count the items
+/// a marker holds for.
 #[derive(Clone, Debug)]
 pub struct Tail<T> {
     ring: Ring<T>,
@@ -51,55 +52,27 @@ impl<T> Tail<T> {
         self.ring.push(item)
     }
 
-    /// Sequence number of the oldest item held (`next_seq` when empty).
-    pub fn first_seq(&self) -> u64 {
-        self.ring.first_seq()
-    }
-
-    /// The sequence number the next item will get.
-    pub fn next_seq(&self) -> u64 {
-        self.ring.next_seq()
-    }
-
-    /// Items held.
-    pub fn len(&self) -> usize {
-        self.ring.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
-    }
-
-    /// The bound.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity()
-    }
-
-    /// The item with sequence number `seq`, if still held.
-    pub fn get(&self, seq: u64) -> Option<&T> {
-        self.ring.get(seq)
-    }
-
-    /// The item at position `index` (0 = oldest held).
-    pub fn at(&self, index: usize) -> Option<&T> {
-        self.ring.at(index)
-    }
-
-    /// Items with sequence number `>= from_seq`, oldest first, with their numbers.
+    /// Items with sequence number `>= from_seq`, oldest first, with their numbers
+    /// (the ring's [`Ring::iter_since`]).
     pub fn since(&self, from_seq: u64) -> impl DoubleEndedIterator<Item = (u64, &T)> + '_ {
         self.ring.iter_since(from_seq)
-    }
-
-    /// Every item held with its sequence number, oldest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &T)> + '_ {
-        self.ring.iter()
     }
 
     /// Drops every item (sequence numbers continue).
     pub fn clear(&mut self) {
         self.ring.clear();
         self.marked = 0;
+    }
+}
+
+/// Reading a tail is reading its ring (`len`, `first_seq`, `next_seq`, `get`,
+/// `at`, `iter`, ...); changing it goes through [`Tail::push`] and
+/// [`Tail::clear`], which keep the marker count.
+impl<T> std::ops::Deref for Tail<T> {
+    type Target = Ring<T>;
+
+    fn deref(&self) -> &Ring<T> {
+        &self.ring
     }
 }
 

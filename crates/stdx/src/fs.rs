@@ -440,17 +440,22 @@ mod tests {
     #[test]
     fn moving_aside_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bookmarks.toml");
-        for (i, bytes) in [b"third", b"forth", b"fifth"].iter().enumerate() {
-            fs::write(&path, bytes).unwrap();
-            let to = move_aside(&path, "corrupt-42").unwrap();
-            let suffix = if i == 0 { String::new() } else { format!("-{i}") };
-            assert_eq!(to, path.with_file_name(format!("bookmarks.toml.corrupt-42{suffix}")));
-            assert_eq!(fs::read(&to).unwrap(), *bytes);
-            assert!(!path.exists());
-        }
-        assert_eq!(fs::read(path.with_file_name("bookmarks.toml.corrupt-42")).unwrap(), b"third");
-        assert_eq!(move_aside(&path, "x").unwrap_err().kind(), io::ErrorKind::NotFound);
+        let path = dir.path().join("settings");
+        let taken = dir.path().join("settings.bad");
+        fs::write(&taken, b"older").unwrap();
+        fs::write(&path, b"newer").unwrap();
+        let to = move_aside(&path, "bad").unwrap();
+        assert_eq!(to, dir.path().join("settings.bad-1"));
+        assert_eq!(
+            (fs::read(&taken).unwrap(), fs::read(&to).unwrap()),
+            (b"older".to_vec(), b"newer".to_vec())
+        );
+        assert!(!path.exists());
+        assert_eq!(move_aside(&path, "bad").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            move_aside(Path::new("/"), "bad").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]
