@@ -44,3 +44,24 @@ fn mesh_rpc_knows_nothing_of_blobs_or_the_deck() {
 fn deck_model_knows_nothing_about_terminals() {
     assert_free_of("deck-model", &["ratatui", "crossterm", "termion"]);
 }
+
+/// Every package of the workspace. Each may depend on `stdx` (no rule here
+/// forbids it), and `stdx` on none of them.
+const WORKSPACE_CRATES: &[&str] = &[
+    "mesh-auth",
+    "mesh",
+    "mesh-rpc",
+    "mesh-blobs",
+    "deck-model",
+    "mesh-demo",
+    "deck-tui",
+    "meshd",
+    "xtask",
+];
+
+#[test]
+fn stdx_is_the_floor() {
+    let mut forbidden = WORKSPACE_CRATES.to_vec();
+    forbidden.extend(["tokio", "snow", "ratatui", "crossterm", "serde"]);
+    assert_free_of("stdx", &forbidden);
+}

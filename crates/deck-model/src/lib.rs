@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! The operator deck's model: everything the terminal deck shows and does, as plain
 //! data and pure functions, with no terminal code.
 //!

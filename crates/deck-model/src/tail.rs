@@ -4,36 +4,28 @@
 //! which restart when a node does) into one ring per stream. Every item gets a
 //! deck sequence number on arrival, so a reader can page the merged stream with
 //! `since(seq)` and rows have ids that never repeat. When full, the oldest item is
-//! dropped: a tail never holds more than its capacity.
+//! dropped: a tail never holds more than its capacity. The ring itself is
+//! [`stdx::Ring`], the one the nodes keep their logs in.
 
-use std::collections::VecDeque;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use stdx::Ring;
 
-use serde::Serialize;
-
-/// A bounded ring of items with increasing deck sequence numbers.
-#[derive(Clone, Debug, Serialize)]
+/// A bounded ring of items with increasing deck sequence numbers: a
+/// [`stdx::Ring`] (which it derefs to for reading) that can also count the items
+/// a marker holds for.
+#[derive(Clone, Debug)]
 pub struct Tail<T> {
-    items: VecDeque<T>,
-    capacity: usize,
-    next_seq: u64,
+    ring: Ring<T>,
     /// Items this predicate holds for are counted as they come and go, so the
     /// count costs nothing to read (the status bar's ERROR lines).
-    #[serde(skip)]
     marker: Option<fn(&T) -> bool>,
-    #[serde(skip)]
     marked: usize,
 }
 
 impl<T> Tail<T> {
     /// An empty tail holding at most `capacity` items (at least 1).
     pub fn new(capacity: usize) -> Tail<T> {
-        Tail {
-            items: VecDeque::new(),
-            capacity: capacity.max(1),
-            next_seq: 0,
-            marker: None,
-            marked: 0,
-        }
+        Tail { ring: Ring::new(capacity), marker: None, marked: 0 }
     }
 
     /// Like [`Tail::new`], also counting the items `marker` holds for (read the
@@ -49,79 +41,61 @@ impl<T> Tail<T> {
 
     /// Appends an item, dropping the oldest when full; returns its sequence number.
     pub fn push(&mut self, item: T) -> u64 {
-        if self.items.len() == self.capacity
-            && let Some(old) = self.items.pop_front()
-            && self.marker.is_some_and(|m| m(&old))
-        {
-            self.marked -= 1;
+        if let Some(marker) = self.marker {
+            if self.ring.is_full() && self.ring.at(0).is_some_and(marker) {
+                self.marked -= 1;
+            }
+            if marker(&item) {
+                self.marked += 1;
+            }
         }
-        if self.marker.is_some_and(|m| m(&item)) {
-            self.marked += 1;
-        }
-        self.items.push_back(item);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        seq
+        self.ring.push(item)
     }
 
-    /// Sequence number of the oldest item held (`next_seq` when empty).
-    pub fn first_seq(&self) -> u64 {
-        self.next_seq - self.items.len() as u64
-    }
-
-    /// The sequence number the next item will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
-    }
-
-    /// Items held.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The bound.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The item with sequence number `seq`, if still held.
-    pub fn get(&self, seq: u64) -> Option<&T> {
-        let index = usize::try_from(seq.checked_sub(self.first_seq())?).ok()?;
-        self.items.get(index)
-    }
-
-    /// The item at position `index` (0 = oldest held).
-    pub fn at(&self, index: usize) -> Option<&T> {
-        self.items.get(index)
-    }
-
-    /// Items with sequence number `>= from_seq`, oldest first, with their numbers.
+    /// Items with sequence number `>= from_seq`, oldest first, with their numbers
+    /// (the ring's [`Ring::iter_since`]).
     pub fn since(&self, from_seq: u64) -> impl DoubleEndedIterator<Item = (u64, &T)> + '_ {
-        let first = self.first_seq();
-        let skip = usize::try_from(from_seq.saturating_sub(first)).unwrap_or(usize::MAX);
-        self.items.iter().enumerate().skip(skip).map(move |(i, t)| (first + i as u64, t))
-    }
-
-    /// Every item held with its sequence number, oldest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &T)> + '_ {
-        self.since(0)
+        self.ring.iter_since(from_seq)
     }
 
     /// Drops every item (sequence numbers continue).
     pub fn clear(&mut self) {
-        self.items.clear();
+        self.ring.clear();
         self.marked = 0;
+    }
+}
+
+/// Reading a tail is reading its ring (`len`, `first_seq`, `next_seq`, `get`,
+/// `at`, `iter`, ...); changing it goes through [`Tail::push`] and
+/// [`Tail::clear`], which keep the marker count.
+impl<T> std::ops::Deref for Tail<T> {
+    type Target = Ring<T>;
+
+    fn deref(&self) -> &Ring<T> {
+        &self.ring
     }
 }
 
 impl<T> Default for Tail<T> {
     fn default() -> Self {
         Tail::new(1024)
+    }
+}
+
+/// As before the ring moved to stdx: `{ items, capacity, next_seq }`.
+impl<T: Serialize> Serialize for Tail<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Items<'a, T>(&'a Ring<T>);
+        impl<T: Serialize> Serialize for Items<'_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|(_, item)| item))
+            }
+        }
+        let mut out = serializer.serialize_struct("Tail", 3)?;
+        out.serialize_field("items", &Items(&self.ring))?;
+        out.serialize_field("capacity", &self.ring.capacity())?;
+        out.serialize_field("next_seq", &self.ring.next_seq())?;
+        out.end()
     }
 }
 
@@ -146,5 +120,28 @@ mod tests {
         assert_eq!(t.get(3), Some(&30));
         assert_eq!(t.get(5), None);
         assert_eq!(Tail::<u8>::new(0).capacity(), 1);
+    }
+
+    #[test]
+    fn marked_items_are_counted_as_they_come_and_go() {
+        let mut t = Tail::with_marker(2, |v: &u32| v % 2 == 0);
+        for v in [2, 3, 4] {
+            t.push(v);
+        }
+        assert_eq!(t.marked(), 1, "the 2 was dropped, the 4 came");
+        t.push(6);
+        assert_eq!(t.marked(), 2);
+        t.clear();
+        assert_eq!((t.marked(), t.next_seq()), (0, 4));
+    }
+
+    #[test]
+    fn serializes_as_items_capacity_and_next_seq() {
+        let mut t = Tail::new(2);
+        for v in [1, 2, 3] {
+            t.push(v);
+        }
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json, serde_json::json!({ "items": [2, 3], "capacity": 2, "next_seq": 3 }));
     }
 }

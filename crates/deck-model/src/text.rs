@@ -10,6 +10,9 @@
 //! [`escape_json_text`], which escapes the C1 and bidi characters JSON itself
 //! leaves raw.
 
+use stdx::escape::Cap;
+pub use stdx::escape::is_deceptive;
+
 /// Longest name shown (daemon, group, service, adapter), in characters.
 pub const MAX_NAME: usize = 96;
 /// Longest message shown in a table cell (log line, failure, reason), in characters.
@@ -18,27 +21,6 @@ pub const MAX_MESSAGE: usize = 512;
 pub const MAX_SEARCH: usize = 256;
 /// Marks text that was cut.
 pub const ELLIPSIS: char = '…';
-
-fn needs_escape(c: char) -> bool {
-    c.is_control() || is_deceptive(c)
-}
-
-/// Whether `c` is a C1 control character (U+0080..U+009F, which some terminals
-/// obey like escape sequences) or a bidirectional formatting character (the
-/// marks U+200E, U+200F, U+061C, the embeddings and overrides U+202A..U+202E and
-/// the isolates U+2066..U+2069, which reorder what a reader sees). JSON leaves
-/// them raw; [`escape_json_text`] does not.
-pub fn is_deceptive(c: char) -> bool {
-    matches!(
-        c,
-        '\u{80}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-    )
-}
 
 /// JSON text with every [`is_deceptive`] character written as a `\uXXXX`
 /// escape, so a terminal showing it cannot be steered by the strings inside.
@@ -65,40 +47,13 @@ pub fn escape_json_text(json: String) -> String {
 
 /// `s` with control characters and bidi overrides escaped (`\n` as `\\n`, others as
 /// `\u{..}`) and cut to at most `max_chars` characters (the last one an ellipsis
-/// when cut).
+/// when cut): [`stdx::escape::escape_untrusted`], as nodes escape what they store.
 pub fn clean(s: &str, max_chars: usize) -> String {
-    let max_chars = max_chars.max(1);
-    if s.len() <= max_chars && !s.chars().any(needs_escape) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len().min(max_chars * 4));
-    let mut count = 0usize;
-    let mut chars = s.chars().peekable();
-    let mut buf = [0u8; 4];
-    while let Some(c) = chars.next() {
-        let escaped;
-        let piece: &str = match c {
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if needs_escape(c) => {
-                escaped = format!("\\u{{{:x}}}", c as u32);
-                &escaped
-            }
-            c => c.encode_utf8(&mut buf),
-        };
-        // Leave room for the ellipsis unless this is the last piece.
-        let budget = if chars.peek().is_none() { max_chars } else { max_chars - 1 };
-        let n = piece.chars().count();
-        if count + n > budget {
-            out.push(ELLIPSIS);
-            return out;
-        }
-        out.push_str(piece);
-        count += n;
-    }
-    out
+    stdx::escape::escape_untrusted(s, Cap::chars(max_chars.max(1), ELLIPSIS_STR))
 }
+
+/// [`ELLIPSIS`] as text.
+const ELLIPSIS_STR: &str = "…";
 
 /// A name: [`clean`] capped at [`MAX_NAME`].
 pub fn name(s: &str) -> String {
@@ -178,22 +133,6 @@ mod tests {
         assert_eq!(clean("a\nb\x1b[2J", 96), "a\\nb\\u{1b}[2J");
         assert_eq!(clean("x\u{202e}y", 96), "x\\u{202e}y");
         assert!(!clean("\u{7}\u{9b}", 96).chars().any(char::is_control));
-    }
-
-    #[test]
-    fn every_c1_and_bidi_character_is_escaped() {
-        for c in ('\u{80}'..='\u{9f}')
-            .chain(['\u{61c}', '\u{200e}', '\u{200f}'])
-            .chain('\u{202a}'..='\u{202e}')
-            .chain('\u{2066}'..='\u{2069}')
-        {
-            assert!(is_deceptive(c), "{:x}", c as u32);
-            let shown = clean(&format!("a{c}b"), 96);
-            assert_eq!(shown, format!("a\\u{{{:x}}}b", c as u32));
-        }
-        for c in ['a', 'é', '\u{7f}', '\u{a0}', '\u{200d}', '\u{2065}', '\u{206a}'] {
-            assert!(!is_deceptive(c), "{:x}", c as u32);
-        }
     }
 
     #[test]

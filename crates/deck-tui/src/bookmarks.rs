@@ -22,15 +22,15 @@
 //! [`Picker`] is the pure model of the picker; drawing it is the renderer's job.
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::ffi::OsString;
+use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use stdx::text::LineCol;
 use toml::Spanned;
 
 /// Largest bookmarks file read (1 MiB); a larger file is treated as corrupt.
@@ -43,8 +43,6 @@ const FILE_NAME: &str = "bookmarks.toml";
 /// Written at the top of a saved file (comments are not preserved otherwise).
 const HEADER: &str = "# Saved clusters for `deck --attach`, written by the deck.\n\
                       # Each [[cluster]] has name, address (host:port), cluster_key and an optional operator_key.\n\n";
-/// How many `.corrupt-<ms>-<n>` names are tried before giving up.
-const MOVE_ASIDE_ATTEMPTS: u32 = 1000;
 
 /// One saved cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,24 +357,25 @@ enum Found {
 
 /// Reads and checks the file; I/O problems other than "missing" are errors.
 fn read_checked(path: &Path) -> Result<Found, BookmarkError> {
-    let read_err = |source| BookmarkError::Read { path: path.to_owned(), source };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
-        Err(e) => return Err(read_err(e)),
+    let bytes = match stdx::fs::read_bounded(path, stdx::fs::ReadLimits::new(MAX_BOOKMARKS_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return Ok(Found::Missing),
+        Err(stdx::Error::NotAFile) => {
+            return Err(BookmarkError::NotAFile { path: path.to_owned() });
+        }
+        Err(stdx::Error::TooLarge { size, .. }) => {
+            return Ok(Found::Corrupt(format!(
+                "{size} bytes; a bookmarks file is at most {MAX_BOOKMARKS_FILE} bytes"
+            )));
+        }
+        Err(stdx::Error::Io(source)) => {
+            return Err(BookmarkError::Read { path: path.to_owned(), source });
+        }
+        Err(other) => {
+            let source = io::Error::other(other);
+            return Err(BookmarkError::Read { path: path.to_owned(), source });
+        }
     };
-    let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(BookmarkError::NotAFile { path: path.to_owned() });
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_BOOKMARKS_FILE + 1).read_to_end(&mut bytes).map_err(read_err)?;
-    if bytes.len() as u64 > MAX_BOOKMARKS_FILE {
-        return Ok(Found::Corrupt(format!(
-            "{} bytes; a bookmarks file is at most {MAX_BOOKMARKS_FILE} bytes",
-            meta.len().max(bytes.len() as u64)
-        )));
-    }
     Ok(match parse(&bytes) {
         Ok(items) => Found::Valid(items),
         Err(reason) => Found::Corrupt(reason),
@@ -390,24 +389,21 @@ fn parse(bytes: &[u8]) -> Result<Vec<Bookmark>, String> {
         Ok(text) => text,
         Err(e) => {
             let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
-            let (line, column) = line_col(valid, valid.len());
-            return Err(format!("line {line}, column {column}: not UTF-8 text"));
+            return Err(format!("{}: not UTF-8 text", LineCol::of(valid, valid.len())));
         }
     };
     let at = |span: Option<Range<usize>>, what: &str| match span {
-        Some(span) => {
-            let (line, column) = line_col(text, span.start);
-            format!("line {line}, column {column}: {what}")
-        }
+        Some(span) => format!("{}: {what}", LineCol::of(text, span.start)),
         None => what.to_owned(),
     };
-    let raw: RawFile = toml::from_str(text).map_err(|e| at(e.span(), &one_line(e.message())))?;
+    let raw: RawFile =
+        toml::from_str(text).map_err(|e| at(e.span(), &stdx::text::one_line(e.message())))?;
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut items = Vec::with_capacity(raw.cluster.len());
     for b in raw.cluster {
         check_name(b.name.get_ref()).map_err(|r| at(Some(b.name.span()), &r))?;
         check_address(b.address.get_ref()).map_err(|r| at(Some(b.address.span()), &r))?;
-        let line = line_col(text, b.name.span().start).0;
+        let line = LineCol::of(text, b.name.span().start).line;
         if let Some(first) = first_line.insert(b.name.get_ref().clone(), line) {
             let what = format!(
                 "two bookmarks are named {:?} (the first at line {first})",
@@ -430,158 +426,17 @@ fn unix_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
-/// The directory holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
 /// Renames `path` to `<name>.corrupt-<unix_ms>` (then `-1`, `-2`, ... when taken) in
 /// its directory, never over an existing file; returns the new path.
 fn move_aside(path: &Path, unix_ms: u128) -> io::Result<PathBuf> {
-    let base = path.file_name().unwrap_or(OsStr::new(FILE_NAME));
-    let dir = parent_dir(path);
-    for n in 0..MOVE_ASIDE_ATTEMPTS {
-        let mut name = base.to_os_string();
-        name.push(format!(".corrupt-{unix_ms}"));
-        if n > 0 {
-            name.push(format!("-{n}"));
-        }
-        let to = dir.join(name);
-        match move_no_clobber(path, &to) {
-            Ok(()) => return Ok(to),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("{MOVE_ASIDE_ATTEMPTS} names for the moved file are all taken"),
-    ))
+    stdx::fs::move_aside(path, &format!("corrupt-{unix_ms}"))
 }
 
-/// Moves `from` to `to` unless `to` exists: a hard link (atomic, fails on an
-/// existing `to`) and an unlink; where hard links are not supported, a copy to a
-/// newly created `to`. On failure `from` is left as it was.
-fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => {}
-        Err(e) if matches!(e.kind(), io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound) => {
-            return Err(e);
-        }
-        Err(_) => copy_to_new(from, to)?,
-    }
-    if let Err(e) = fs::remove_file(from) {
-        // `to` is ours (a new link or a new file): undo so there is one copy.
-        let _ = fs::remove_file(to);
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Copies `from` into a newly created `to` (0600 on unix) and fsyncs it.
-fn copy_to_new(from: &Path, to: &Path) -> io::Result<()> {
-    let mut src = File::open(from)?;
-    let mut dst = create_new_private(to)?;
-    let copied = io::copy(&mut src, &mut dst).and_then(|_| dst.sync_all());
-    if let Err(e) = copied {
-        let _ = fs::remove_file(to);
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Creates `path`, failing if it exists; mode 0600 on unix.
-fn create_new_private(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory,
-/// fsync, rename, fsync of the directory (best effort). A symlink at `path` is
-/// followed so that it keeps pointing at the file.
+/// Writes `bytes` to `path` atomically ([`stdx::fs::write_atomic`]), creating its
+/// directory and missing parents first (0700 on unix, as the XDG spec asks).
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let target = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
-        }
-        _ => path.to_owned(),
-    };
-    let dir = parent_dir(&target);
-    create_dir_private(dir)?;
-    let base = target.file_name().unwrap_or(OsStr::new(FILE_NAME));
-    let (tmp, mut file) = create_temp(dir, base)?;
-    let written = (|| {
-        file.write_all(bytes)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        }
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, &target)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// Creates `dir` and its missing parents (0700 on unix, as the XDG spec asks).
-fn create_dir_private(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// A new `.<base>.tmp-<pid>-<n>` in `dir`.
-fn create_temp(dir: &Path, base: &OsStr) -> io::Result<(PathBuf, File)> {
-    let pid = std::process::id();
-    let mut n = 0u32;
-    loop {
-        let mut name = OsString::from(".");
-        name.push(base);
-        name.push(format!(".tmp-{pid}-{n}"));
-        let tmp = dir.join(name);
-        match create_new_private(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// A multi-line message on one line.
-fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+    stdx::fs::create_dir_private(stdx::fs::parent_dir(path))?;
+    stdx::fs::write_atomic(path, bytes)
 }
 
 /// The picker behind the deck's `:` key: a query and a highlighted row among the
@@ -655,6 +510,7 @@ impl Picker {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::fs::{self, File};
 
     fn bm(name: &str, address: &str) -> Bookmark {
         Bookmark {
@@ -854,19 +710,6 @@ mod tests {
             assert!(!path.exists());
         }
         assert_eq!(fs::read(path.with_file_name("bookmarks.toml.corrupt-42")).unwrap(), b"third");
-    }
-
-    #[test]
-    fn the_copy_fallback_keeps_the_bytes_and_never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        let from = dir.path().join("from");
-        let to = dir.path().join("to");
-        fs::write(&from, b"\x00bytes\xff").unwrap();
-        copy_to_new(&from, &to).unwrap();
-        assert_eq!(fs::read(&to).unwrap(), b"\x00bytes\xff");
-        fs::write(&from, b"other").unwrap();
-        assert_eq!(copy_to_new(&from, &to).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&to).unwrap(), b"\x00bytes\xff");
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::AuthError;
-use crate::keys::PublicKey;
 
 /// Context string for node ids (never change: it would rename every node).
 pub(crate) const NODE_ID_CONTEXT: &str = "meshdeck 2026-11 node id v1";
@@ -19,8 +18,10 @@ pub(crate) const ORIGIN_HASH_CONTEXT: &str = "meshdeck 2026-11 origin hash v1";
 /// Context string for operator ids.
 pub(crate) const OPERATOR_ID_CONTEXT: &str = "meshdeck 2026-11 operator id v1";
 
-pub(crate) fn derive_u64(context: &str, public: &PublicKey) -> u64 {
-    let full = blake3::derive_key(context, public.as_bytes());
+/// The first 8 bytes (LE) of `blake3::derive_key(context, public_key)`, for the
+/// compressed bytes of an ed25519 public key.
+pub(crate) fn derive_u64(context: &str, public_key: &[u8; 32]) -> u64 {
+    let full = blake3::derive_key(context, public_key);
     let mut first = [0u8; 8];
     first.copy_from_slice(&full[..8]);
     u64::from_le_bytes(first)

@@ -16,7 +16,6 @@
 //! from the seed and refuses the file if they differ, so a flipped digit is caught.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -24,7 +23,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::AuthError;
-use crate::hex;
 use crate::ids::{NODE_ID_CONTEXT, NodeId, ORIGIN_HASH_CONTEXT, OriginHash, derive_u64};
 
 /// First line of every key file; the trailing token is the format version.
@@ -32,6 +30,10 @@ pub const KEY_FILE_HEADER: &str = "meshdeck-ed25519-key v1";
 
 /// Key files larger than this are refused without being parsed.
 const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// How key files are read: at most [`MAX_KEY_FILE_BYTES`], refused when other
+/// users have any access (whoever can read one holds the key).
+const KEY_FILE_LIMITS: stdx::fs::ReadLimits = stdx::fs::ReadLimits::secret(MAX_KEY_FILE_BYTES);
 
 /// An ed25519 keypair that identifies a node, a daemon or an operator.
 ///
@@ -99,31 +101,20 @@ impl EntityKeypair {
     /// Refuses to overwrite an existing file. The file is flushed to disk before
     /// this returns.
     pub fn save(&self, path: &Path) -> Result<(), AuthError> {
-        let io = |source| AuthError::Io { path: path.to_owned(), source };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                AuthError::KeyFileExists { path: path.to_owned() }
-            } else {
-                io(e)
-            }
-        })?;
         let seed = self.secret_seed();
         let text = Zeroizing::new(format!(
             "{KEY_FILE_HEADER}\n# node id {}\npublic {}\nsecret {}\n",
             self.node_id(),
-            hex::encode(self.public().as_bytes()),
-            hex::encode(seed.as_ref()),
+            stdx::hex::encode(self.public().as_bytes()),
+            Zeroizing::new(stdx::hex::encode(seed.as_ref())).as_str(),
         ));
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(())
+        stdx::fs::write_new_private(path, text.as_bytes()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                AuthError::KeyFileExists { path: path.to_owned() }
+            } else {
+                AuthError::Io { path: path.to_owned(), source: e }
+            }
+        })
     }
 
     /// Reads a key file written by [`EntityKeypair::save`].
@@ -131,26 +122,22 @@ impl EntityKeypair {
     /// Refuses a file that other users can read, and reports a truncated or corrupt
     /// file with a typed error naming the path.
     pub fn load(path: &Path) -> Result<Self, AuthError> {
-        use std::io::Read;
-        let io = |source| AuthError::Io { path: path.to_owned(), source };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(AuthError::KeyFilePermissions { path: path.to_owned(), mode });
+        let raw = stdx::fs::read_bounded(path, KEY_FILE_LIMITS).map_err(|e| match e {
+            stdx::Error::Permissions { mode } => {
+                AuthError::KeyFilePermissions { path: path.to_owned(), mode: mode & 0o777 }
             }
-        }
-        if meta.len() > MAX_KEY_FILE_BYTES {
-            return Err(AuthError::KeyFileMalformed {
+            stdx::Error::TooLarge { size, .. } => AuthError::KeyFileMalformed {
                 path: path.to_owned(),
-                reason: format!("{} bytes, larger than any key file", meta.len()),
-            });
-        }
-        let mut raw = Zeroizing::new(Vec::new());
-        file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut raw).map_err(io)?;
+                reason: format!("{size} bytes, larger than any key file"),
+            },
+            stdx::Error::NotAFile => AuthError::KeyFileMalformed {
+                path: path.to_owned(),
+                reason: "not a regular file".into(),
+            },
+            stdx::Error::Io(source) => AuthError::Io { path: path.to_owned(), source },
+            other => AuthError::Io { path: path.to_owned(), source: std::io::Error::other(other) },
+        })?;
+        let raw = Zeroizing::new(raw);
         Self::parse_key_file(&raw).map_err(|e| match e {
             ParseFailure::Malformed(reason) => {
                 AuthError::KeyFileMalformed { path: path.to_owned(), reason }
@@ -182,14 +169,14 @@ impl EntityKeypair {
             match field {
                 "public" => {
                     public = Some(
-                        hex::decode_array::<32>(value.trim())
-                            .ok_or_else(|| malformed("public key is not 64 hex digits"))?,
+                        stdx::hex::decode_array::<32>(value.trim())
+                            .map_err(|_| malformed("public key is not 64 hex digits"))?,
                     );
                 }
                 "secret" => {
                     secret = Some(Zeroizing::new(
-                        hex::decode_array::<32>(value.trim())
-                            .ok_or_else(|| malformed("secret key is not 64 hex digits"))?,
+                        stdx::hex::decode_array::<32>(value.trim())
+                            .map_err(|_| malformed("secret key is not 64 hex digits"))?,
                     ));
                 }
                 _ => return Err(malformed("unknown field")),
@@ -245,7 +232,7 @@ impl PublicKey {
 
     /// Parses 64 hex digits.
     pub fn from_hex(text: &str) -> Result<Self, AuthError> {
-        let bytes = hex::decode_array::<32>(text.trim()).ok_or(AuthError::Decode {
+        let bytes = stdx::hex::decode_array::<32>(text.trim()).map_err(|_| AuthError::Decode {
             what: "public key",
             reason: "expected 64 hex digits".into(),
         })?;
@@ -259,17 +246,17 @@ impl PublicKey {
 
     /// Lower-case hex of the compressed form.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.as_bytes())
+        stdx::hex::encode(self.as_bytes())
     }
 
     /// The node id for this key.
     pub fn node_id(&self) -> NodeId {
-        NodeId(derive_u64(NODE_ID_CONTEXT, self))
+        NodeId(derive_u64(NODE_ID_CONTEXT, self.as_bytes()))
     }
 
     /// The origin hash (daemon id) for this key.
     pub fn origin_hash(&self) -> OriginHash {
-        OriginHash(derive_u64(ORIGIN_HASH_CONTEXT, self))
+        OriginHash(derive_u64(ORIGIN_HASH_CONTEXT, self.as_bytes()))
     }
 
     /// Strict ed25519 verification (`verify_strict`: rejects small-order keys and
@@ -328,7 +315,7 @@ impl Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({}..)", &hex::encode(&self.to_bytes())[..16])
+        write!(f, "Signature({}..)", &stdx::hex::encode(&self.to_bytes())[..16])
     }
 }
 
@@ -375,7 +362,7 @@ mod tests {
     #[test]
     fn debug_never_prints_the_secret() {
         let key = EntityKeypair::from_seed(&[7u8; 32]);
-        let secret_hex = hex::encode(key.secret_seed().as_ref());
+        let secret_hex = stdx::hex::encode(key.secret_seed().as_ref());
         let debug = format!("{key:?}");
         assert!(!debug.contains(&secret_hex));
         assert!(debug.contains("redacted"));

@@ -1,44 +1,7 @@
-//! Identities and operator authority for the mesh.
-//!
-//! This crate is the security root of the workspace. It knows nothing about
-//! networking or async runtimes: everything here is plain data and pure checks, so
-//! every node, the deck and outside tools can use it alike.
-//!
-//! - [`EntityKeypair`], [`PublicKey`], [`Signature`]: ed25519 identities. Secrets are
-//!   zeroized on drop and never printed.
-//! - [`NodeId`] and [`OriginHash`]: 64-bit ids derived from a public key with
-//!   `blake3::derive_key` under two different contexts.
-//! - [`OperatorIdentity`] and [`OperatorRegistry`]: who may sign admin commands.
-//! - [`SignedEnvelope`]: an admin command, domain-separated and signed by one or
-//!   more operators.
-//! - [`AdminVerifier`]: m-of-n verification with freshness, replay protection and a
-//!   break-glass ("ICE") cooldown; every rejection carries a typed [`RejectReason`].
-//! - [`AuditLedger`]: an append-only, hash-chained record of every decision.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use mesh_auth::{
-//!     AdminVerifier, CommandClass, EntityKeypair, EnvelopeDraft, OperatorIdentity,
-//!     OperatorRegistry,
-//! };
-//!
-//! let alice = OperatorIdentity::from_keypair(EntityKeypair::generate());
-//! let mut registry = OperatorRegistry::new();
-//! registry.register_public(alice.public());
-//! let verifier = AdminVerifier::new(Arc::new(registry), 1);
-//!
-//! let now_ms = 1_700_000_000_000;
-//! let draft = EnvelopeDraft::new(CommandClass::Routine, "node:0x01", b"cordon".to_vec())
-//!     .issued_at(now_ms);
-//! let envelope = alice.sign_command(draft);
-//! assert!(verifier.verify(&envelope, now_ms).is_ok());
-//! // The same envelope a second time is a replay.
-//! assert!(verifier.verify(&envelope, now_ms).is_err());
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod envelope;
 mod error;
-mod hex;
 mod ids;
 mod keys;
 mod ledger;
@@ -61,6 +24,12 @@ pub use operator::{OperatorId, OperatorIdentity, OperatorRegistry};
 pub use verifier::{
     AdminVerifier, MAX_SIGNATURES, RejectReason, Rejection, Verified, VerifierConfig,
 };
+
+/// The workspace README, whose example of this crate is compiled and run as a
+/// doctest with the crate's own.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadme;
 
 /// Milliseconds since the Unix epoch according to the local clock.
 ///

@@ -11,7 +11,7 @@ pub use crate::ids::OperatorId;
 impl PublicKey {
     /// The operator id for this key.
     pub fn operator_id(&self) -> OperatorId {
-        OperatorId(derive_u64(OPERATOR_ID_CONTEXT, self))
+        OperatorId(derive_u64(OPERATOR_ID_CONTEXT, self.as_bytes()))
     }
 }
 

@@ -90,7 +90,7 @@ impl Default for FsyncPolicy {
     }
 }
 
-/// How much of the log [`crate::DiskLog::open`] re-hashes while rebuilding the index.
+/// How much of the log opening a [`crate::DiskLog`] re-hashes while rebuilding the index.
 ///
 /// Record headers are always checked. Payload hashes are checked where this says;
 /// everything else is still verified on every read, so corrupt bytes are never

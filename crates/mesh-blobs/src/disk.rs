@@ -19,22 +19,19 @@ mod flusher;
 mod marker;
 mod record;
 mod recover;
+mod report;
 mod segments;
 
 #[cfg(test)]
 mod tests;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
-pub use recover::{CorruptRegion, RecoveryReport, Truncation};
+pub use report::{CorruptRegion, RecoveryReport, Truncation};
+use segments::DiskBackend;
 
 use crate::engine::Engine;
-use crate::store::{BlobStore, InventoryEntry, Metrics};
-use crate::{BlobError, DiskConfig, Hash};
-use segments::DiskBackend;
+use crate::{BlobError, DiskConfig};
 
 /// Name of the marker file that makes a directory a store.
 pub const STORE_MARKER_FILE: &str = marker::MARKER_FILE;
@@ -55,12 +52,10 @@ pub const STORE_FORMAT_VERSION: u32 = marker::FORMAT_VERSION;
 /// assert!(store.recovery_report().is_clean());
 /// assert_eq!(store.get(&hash).unwrap().unwrap(), &b"kept across reopen"[..]);
 /// ```
-#[derive(Debug)]
-pub struct DiskLog {
-    pub(crate) engine: Engine<DiskBackend>,
-    report: RecoveryReport,
-    dir: PathBuf,
-}
+///
+/// The store logic is the engine's, shared with [`crate::MemLog`]; this is the
+/// engine over segment files.
+pub type DiskLog = Engine<DiskBackend>;
 
 impl DiskLog {
     /// Opens the store in `dir`, creating it when `config.create` allows and the
@@ -69,7 +64,7 @@ impl DiskLog {
     /// Refuses, naming the path, a directory that is not a store
     /// ([`BlobError::NotAStore`]) and a store in another format
     /// ([`BlobError::IncompatibleVersion`]). Damage found while rebuilding the index
-    /// is repaired and reported in [`DiskLog::recovery_report`], not an error.
+    /// is repaired and reported in its recovery report, not an error.
     pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<DiskLog, BlobError> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
@@ -84,100 +79,41 @@ impl DiskLog {
                 "blob store recovered from damage"
             );
         }
-        let backend = DiskBackend::new(
-            dir.clone(),
-            key,
-            config.fsync,
-            config.segment_size,
-            scan.readers,
-            scan.last,
-            scan.disk_bytes,
-        );
-        let engine = Engine::new(config.store, backend, scan.index);
-        Ok(DiskLog { engine, report: scan.report, dir })
+        let recover::Scan { index, report, readers, last, disk_bytes } = scan;
+        let backend = DiskBackend::new(dir, key, &config, readers, last, disk_bytes, report);
+        Ok(Engine::from_parts(config.store, backend, index))
     }
 
     /// What opening found and repaired.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.report
+        self.backend.recovery_report()
     }
 
     /// The store's directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.backend.dir()
     }
 
     /// The segment files, oldest first.
     pub fn segment_paths(&self) -> Vec<PathBuf> {
-        self.engine.backend.segment_paths()
+        self.backend.segment_paths()
     }
 }
 
 #[cfg(test)]
 impl DiskLog {
     /// Segment file, payload offset and length of each chunk of a blob.
-    pub(crate) fn chunk_files(&self, hash: &Hash) -> Vec<(PathBuf, u64, u32)> {
-        self.engine
-            .chunk_locs(hash)
+    pub(crate) fn chunk_files(&self, hash: &crate::Hash) -> Vec<(PathBuf, u64, u32)> {
+        self.chunk_locs(hash)
             .into_iter()
             .map(|(_, loc, len)| {
-                (self.dir.join(segments::segment_name(loc.segment)), loc.offset, len)
+                (self.dir().join(segments::segment_name(loc.segment)), loc.offset, len)
             })
             .collect()
     }
 
     /// The backend's fault injection switches.
     pub(crate) fn faults(&self) -> &segments::Faults {
-        &self.engine.backend.faults
-    }
-}
-
-impl BlobStore for DiskLog {
-    fn put(&self, data: Bytes) -> Result<Hash, BlobError> {
-        self.engine.put(data)
-    }
-
-    fn put_stream(&self, reader: &mut dyn Read) -> Result<Hash, BlobError> {
-        self.engine.put_stream(reader)
-    }
-
-    fn get(&self, hash: &Hash) -> Result<Option<Bytes>, BlobError> {
-        self.engine.get(hash)
-    }
-
-    fn get_range(&self, hash: &Hash, offset: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
-        self.engine.get_range(hash, offset, len)
-    }
-
-    fn has(&self, hash: &Hash) -> bool {
-        self.engine.has(hash)
-    }
-
-    fn delete(&self, hash: &Hash) -> Result<bool, BlobError> {
-        self.engine.delete(hash)
-    }
-
-    fn pin(&self, hash: &Hash) -> Result<bool, BlobError> {
-        self.engine.set_pinned(hash, true)
-    }
-
-    fn unpin(&self, hash: &Hash) -> Result<bool, BlobError> {
-        self.engine.set_pinned(hash, false)
-    }
-
-    fn list(&self) -> Vec<InventoryEntry> {
-        self.engine.list()
-    }
-
-    fn entry(&self, hash: &Hash) -> Option<InventoryEntry> {
-        self.engine.entry(hash)
-    }
-
-    fn metrics(&self) -> Metrics {
-        self.engine.metrics()
-    }
-
-    fn sync(&self) -> Result<(), BlobError> {
-        self.engine.sync()
+        &self.backend.faults
     }
 }

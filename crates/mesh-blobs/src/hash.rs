@@ -8,8 +8,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::BlobError;
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Number of hex digits in [`Hash::short`].
 pub const SHORT_HASH_DIGITS: usize = 12;
 
@@ -46,12 +44,7 @@ impl Hash {
 
     /// The full 64-digit lower-case hex form (same as `Display`).
     pub fn to_hex(&self) -> String {
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(DIGITS[(b >> 4) as usize] as char);
-            out.push(DIGITS[(b & 0x0f) as usize] as char);
-        }
-        out
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
 
     /// The first [`SHORT_HASH_DIGITS`] hex digits, for logs and narrow table columns.
@@ -84,13 +77,13 @@ impl From<[u8; 32]> for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(blake3::Hash::from(*self).to_hex().as_str())
     }
 }
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", self.to_hex())
+        write!(f, "Hash({self})")
     }
 }
 
@@ -98,27 +91,12 @@ impl FromStr for Hash {
     type Err = BlobError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let raw = text.as_bytes();
-        if raw.len() != 64 {
+        if text.len() != 64 {
             return Err(BlobError::InvalidHash { reason: "expected exactly 64 hex digits" });
         }
-        let mut out = [0u8; 32];
-        for (i, pair) in raw.chunks_exact(2).enumerate() {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => out[i] = (hi << 4) | lo,
-                _ => return Err(BlobError::InvalidHash { reason: "not a hex digit" }),
-            }
-        }
-        Ok(Hash(out))
-    }
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+        blake3::Hash::from_hex(text)
+            .map(Hash::from)
+            .map_err(|_| BlobError::InvalidHash { reason: "not a hex digit" })
     }
 }
 

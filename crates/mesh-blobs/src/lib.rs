@@ -1,4 +1,6 @@
-//! A blake3 content-addressed, chunked blob store.
+#![doc = include_str!("../README.md")]
+//!
+//! ## How it works
 //!
 //! Blobs are named by the blake3 [`struct@Hash`] of their whole content, so anyone holding
 //! a hash can check bytes they were given. Inside a store, blobs are cut into
@@ -24,23 +26,6 @@
 //! Both enforce a maximum blob size and an optional capacity, evicting the
 //! least-recently-read unpinned blobs to make room, and keep [`Metrics`] and an
 //! inventory ([`InventoryEntry`]).
-//!
-//! ```
-//! use mesh_blobs::{BlobStore, CHUNK_SIZE, MemLog, StoreConfig};
-//!
-//! let store = MemLog::new(StoreConfig::default().with_capacity(8 << 20));
-//! let v1 = vec![7u8; 3 * CHUNK_SIZE + 5];
-//! let hash = store.put_slice(&v1).unwrap();
-//! assert_eq!(hash, mesh_blobs::Hash::of(&v1));
-//! // Three equal chunks and a 5-byte tail: one chunk's bytes plus the tail.
-//! assert_eq!(store.metrics().used, CHUNK_SIZE as u64 + 5);
-//! // A second version that changes only the last chunk adds only that chunk.
-//! let mut v2 = v1.clone();
-//! v2.push(8);
-//! store.put_slice(&v2).unwrap();
-//! assert_eq!(store.metrics().used, CHUNK_SIZE as u64 + 5 + 6);
-//! assert_eq!(store.get(&hash).unwrap().unwrap(), &v1[..]);
-//! ```
 //!
 //! A [`MeshBlobAdapter`] puts a store on a mesh node: it serves the store's blobs
 //! to other nodes over `mesh-rpc` (`blobs.get`, `blobs.has`, `blobs.list`, see

@@ -7,18 +7,15 @@
 //! blob's buffer, so that buffer is freed. Everything is lost when the store is
 //! dropped.
 
-use std::io::Read;
-
 use bytes::Bytes;
 
 use crate::engine::{Backend, Engine, Manifest, RemoveReason};
 use crate::index::Index;
-use crate::store::{BlobStore, InventoryEntry, Metrics};
 use crate::{BlobError, Hash, StoreConfig};
 
 /// The memory backend: chunk locations are the bytes themselves.
 #[derive(Debug, Default)]
-pub(crate) struct MemBackend;
+pub struct MemBackend;
 
 impl Backend for MemBackend {
     type Loc = Bytes;
@@ -80,10 +77,10 @@ impl Backend for MemBackend {
 /// assert_eq!(store.get(&hash).unwrap().unwrap(), &b"hello"[..]);
 /// assert_eq!(hash, mesh_blobs::Hash::of(b"hello"));
 /// ```
-#[derive(Debug)]
-pub struct MemLog {
-    pub(crate) engine: Engine<MemBackend>,
-}
+///
+/// The store logic is the engine's, shared with [`crate::DiskLog`]; this is
+/// the engine over memory.
+pub type MemLog = Engine<MemBackend>;
 
 impl Default for MemLog {
     fn default() -> Self {
@@ -97,14 +94,14 @@ impl MemLog {
     /// A `max_blob_size` above [`crate::MAX_BLOB_SIZE_LIMIT`] is clamped to it.
     pub fn new(mut config: StoreConfig) -> Self {
         config.max_blob_size = config.max_blob_size.min(crate::MAX_BLOB_SIZE_LIMIT);
-        MemLog { engine: Engine::new(config, MemBackend, Index::default()) }
+        Engine::from_parts(config, MemBackend, Index::default())
     }
 
     /// Replaces the stored bytes of every chunk of a blob (and its whole buffer)
     /// with `f` applied to them, to simulate memory corruption in tests.
     #[cfg(test)]
     pub(crate) fn tamper(&self, hash: &Hash, f: impl Fn(&[u8]) -> Vec<u8>) {
-        let mut index = self.engine.index.write();
+        let mut index = self.index.write();
         let chunks: Vec<Hash> =
             index.blobs.get(hash).map(|b| b.chunks.to_vec()).unwrap_or_default();
         if let Some(entry) = index.blobs.get_mut(hash) {
@@ -124,7 +121,7 @@ impl MemLog {
     /// blob's whole buffer) with `f` applied to them, to damage one chunk in tests.
     #[cfg(test)]
     pub(crate) fn tamper_chunk(&self, hash: &Hash, i: usize, f: impl Fn(&[u8]) -> Vec<u8>) {
-        let mut index = self.engine.index.write();
+        let mut index = self.index.write();
         let Some(chunk) = index.blobs.get(hash).and_then(|b| b.chunks.get(i).copied()) else {
             return;
         };
@@ -146,51 +143,5 @@ impl MemLog {
                 entry.whole = Some(Bytes::from(copy));
             }
         }
-    }
-}
-
-impl BlobStore for MemLog {
-    fn put(&self, data: Bytes) -> Result<Hash, BlobError> {
-        self.engine.put(data)
-    }
-
-    fn put_stream(&self, reader: &mut dyn Read) -> Result<Hash, BlobError> {
-        self.engine.put_stream(reader)
-    }
-
-    fn get(&self, hash: &Hash) -> Result<Option<Bytes>, BlobError> {
-        self.engine.get(hash)
-    }
-
-    fn get_range(&self, hash: &Hash, offset: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
-        self.engine.get_range(hash, offset, len)
-    }
-
-    fn has(&self, hash: &Hash) -> bool {
-        self.engine.has(hash)
-    }
-
-    fn delete(&self, hash: &Hash) -> Result<bool, BlobError> {
-        self.engine.delete(hash)
-    }
-
-    fn pin(&self, hash: &Hash) -> Result<bool, BlobError> {
-        self.engine.set_pinned(hash, true)
-    }
-
-    fn unpin(&self, hash: &Hash) -> Result<bool, BlobError> {
-        self.engine.set_pinned(hash, false)
-    }
-
-    fn list(&self) -> Vec<InventoryEntry> {
-        self.engine.list()
-    }
-
-    fn entry(&self, hash: &Hash) -> Option<InventoryEntry> {
-        self.engine.entry(hash)
-    }
-
-    fn metrics(&self) -> Metrics {
-        self.engine.metrics()
     }
 }

@@ -1,30 +1,6 @@
-//! Typed request/response between mesh nodes, with a call observer.
+#![doc = include_str!("../README.md")]
 //!
-//! An [`Rpc`] endpoint sits on a [`mesh::MeshNode`]: it serves named services
-//! whose handlers are async functions of a typed request, and calls other nodes'
-//! services by node id. Requests and responses are serde values encoded with
-//! postcard and carried as mesh messages of kind [`wire::RPC_KIND`], so they are
-//! encrypted and authenticated by the mesh session: a handler's
-//! [`CallContext::caller`] is a verified node id.
-//!
-//! ```no_run
-//! # async fn demo(a: &mesh::MeshNode, b: &mesh::MeshNode) -> Result<(), mesh_rpc::RpcError> {
-//! use std::time::Duration;
-//! use mesh_rpc::{CallOptions, Rpc, RpcStatus};
-//!
-//! let server = Rpc::new(b)?;
-//! let _add = server.serve("add", |(x, y): (u32, u32), _ctx| async move {
-//!     x.checked_add(y).ok_or_else(|| RpcStatus::invalid_argument("overflow"))
-//! })?;
-//!
-//! let client = Rpc::new(a)?;
-//! let opts = CallOptions::default().deadline(Duration::from_millis(500));
-//! let sum: u32 = client.call(b.node_id(), "add", &(2u32, 3u32), opts).await?;
-//! assert_eq!(sum, 5);
-//! # Ok(()) }
-//! ```
-//!
-//! What the crate guarantees:
+//! ## What the crate guarantees
 //!
 //! - Many calls in flight per peer, matched by a 64-bit request id; a response is
 //!   accepted only from the node that was called.

@@ -500,47 +500,14 @@ impl Inner {
     }
 
     /// Counts a finished call and tells the observers.
-    #[allow(clippy::too_many_arguments)] // reason: one record's fields, called from three places.
-    fn finish_record(
-        &self,
-        side: Side,
-        caller: NodeId,
-        callee: NodeId,
-        counters: &ServiceCounters,
-        started: Instant,
-        status: CallStatus,
-        request_bytes: usize,
-        response_bytes: usize,
-        request_id: u64,
-    ) {
-        let latency = started.elapsed();
-        counters.record(status, latency);
-        self.notify(
-            side,
-            caller,
-            callee,
-            &counters.name,
-            latency,
-            status,
-            request_bytes,
-            response_bytes,
-            request_id,
-        );
+    fn finish_record(&self, counters: &ServiceCounters, call: Finished) {
+        let latency = call.started.elapsed();
+        counters.record(call.status, latency);
+        self.notify(&counters.name, &call, latency);
     }
 
-    #[allow(clippy::too_many_arguments)] // reason: one record's fields.
-    fn notify(
-        &self,
-        side: Side,
-        caller: NodeId,
-        callee: NodeId,
-        service: &Arc<str>,
-        latency: Duration,
-        status: CallStatus,
-        request_bytes: usize,
-        response_bytes: usize,
-        request_id: u64,
-    ) {
+    /// Tells the observers about a finished call that took `latency`.
+    fn notify(&self, service: &Arc<str>, call: &Finished, latency: Duration) {
         if self.observer_count.load(Relaxed) == 0 {
             return;
         }
@@ -548,15 +515,15 @@ impl Inner {
         let now = SystemTime::now();
         let record = CallRecord {
             ts: now.checked_sub(latency).unwrap_or(now),
-            caller,
-            callee,
+            caller: call.caller,
+            callee: call.callee,
             service: service.clone(),
-            side,
+            side: call.side,
             latency,
-            status,
-            request_bytes: request_bytes as u64,
-            response_bytes: response_bytes as u64,
-            request_id,
+            status: call.status,
+            request_bytes: call.request_bytes as u64,
+            response_bytes: call.response_bytes as u64,
+            request_id: call.request_id,
         };
         for (_, observer) in observers.iter() {
             if catch_unwind(AssertUnwindSafe(|| observer.on_call(&record))).is_err() {
@@ -565,6 +532,21 @@ impl Inner {
             }
         }
     }
+}
+
+/// One call as one side saw it end: what [`Inner::finish_record`] counts and
+/// the observers are told (as a [`CallRecord`]).
+#[derive(Clone, Copy, Debug)]
+struct Finished {
+    side: Side,
+    caller: NodeId,
+    callee: NodeId,
+    /// When this side sent (client) or received (server) the request.
+    started: Instant,
+    status: CallStatus,
+    request_bytes: usize,
+    response_bytes: usize,
+    request_id: u64,
 }
 
 /// Fails waiting calls as soon as the mesh marks their callee Unreachable (or

@@ -377,13 +377,17 @@ struct AdminStateV1 {
 const ADMIN_STATE_MAGIC: &[u8] = b"mesh admin state v2\n";
 /// The header of files written before freeze proofs (read, never written).
 const ADMIN_STATE_MAGIC_V1: &[u8] = b"mesh admin state v1\n";
+/// A persisted admin state holds a few flags, an avoid list and one signed
+/// envelope: far below this cap, which only keeps a wrong file from being read
+/// into memory whole.
+const ADMIN_STATE_LIMITS: stdx::fs::ReadLimits = stdx::fs::ReadLimits::new(16 << 20);
 
 impl AdminState {
     /// Reads a persisted state; a missing file is the default state.
     pub(crate) fn load(path: &std::path::Path) -> Result<AdminState, String> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match stdx::fs::read_bounded(path, ADMIN_STATE_LIMITS) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminState::default()),
+            Err(e) if e.is_not_found() => return Ok(AdminState::default()),
             Err(e) => return Err(format!("cannot read: {e}")),
         };
         let corrupt = |e: postcard::Error| {
@@ -407,23 +411,12 @@ impl AdminState {
         postcard::from_bytes(body).map_err(corrupt)
     }
 
-    /// Writes the state atomically: a temporary file, synced, renamed over
-    /// `path`, and the directory synced.
+    /// Writes the state atomically ([`stdx::fs::write_atomic`]: a uniquely
+    /// named temporary file, synced, renamed over `path`, the directory synced).
     pub(crate) fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        use std::io::Write;
         let mut bytes = ADMIN_STATE_MAGIC.to_vec();
         bytes.extend(postcard::to_stdvec(self).map_err(std::io::Error::other)?);
-        let tmp = path.with_extension("tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        stdx::fs::write_atomic(path, &bytes)
     }
 }
 
@@ -524,6 +517,91 @@ impl AdminOutcome {
             AdminOutcome::Rejected { code, .. } => Some(code),
         }
     }
+
+    /// The node's own reason, if it refused the command on its own account
+    /// (`None` when accepted, or refused by the verifier: see
+    /// [`mesh_auth::RejectReason`]).
+    pub fn refusal(&self) -> Option<AdminRefusal> {
+        self.code().and_then(AdminRefusal::from_code)
+    }
+}
+
+/// Why a node refused an admin command on its own account: before verifying it,
+/// or for a verified command it must not apply. The verifier's reasons are
+/// [`mesh_auth::RejectReason`]s; both reach the wire, the audit ledger and the
+/// deck only as their stable [`AdminRefusal::code`] in
+/// [`AdminOutcome::Rejected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AdminRefusal {
+    /// The node has no admin verifier installed: it refuses every command.
+    NoVerifier,
+    /// The peer that delivered it sent more envelopes without a valid operator
+    /// signature than its budget allows.
+    RateLimited,
+    /// The envelope does not decode, or its command does not match what was
+    /// signed (class or target).
+    Malformed,
+    /// The command is for another node.
+    NotTarget,
+    /// The cluster is frozen: routine commands are refused.
+    Frozen,
+    /// The blast radius signed for an ICE command differs from this node's own
+    /// simulation (the cluster changed since the operator looked).
+    SimulationMismatch,
+    /// The audit ledger append failed, so the command must not take effect.
+    AuditFailed,
+    /// The node is shut down.
+    Shutdown,
+}
+
+impl AdminRefusal {
+    /// Every refusal, in declaration order.
+    pub const ALL: [AdminRefusal; 8] = [
+        AdminRefusal::NoVerifier,
+        AdminRefusal::RateLimited,
+        AdminRefusal::Malformed,
+        AdminRefusal::NotTarget,
+        AdminRefusal::Frozen,
+        AdminRefusal::SimulationMismatch,
+        AdminRefusal::AuditFailed,
+        AdminRefusal::Shutdown,
+    ];
+
+    /// The stable snake_case code (`no_verifier`, `frozen`, ...) the wire, the
+    /// ledger and machine-readable output carry.
+    pub fn code(self) -> &'static str {
+        match self {
+            AdminRefusal::NoVerifier => "no_verifier",
+            AdminRefusal::RateLimited => "rate_limited",
+            AdminRefusal::Malformed => "malformed",
+            AdminRefusal::NotTarget => "not_target",
+            AdminRefusal::Frozen => "frozen",
+            AdminRefusal::SimulationMismatch => "simulation_mismatch",
+            AdminRefusal::AuditFailed => "audit_failed",
+            AdminRefusal::Shutdown => "shutdown",
+        }
+    }
+
+    /// The refusal with this code, if it is one.
+    pub fn from_code(code: &str) -> Option<AdminRefusal> {
+        AdminRefusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// An outcome refusing with this reason, recorded nowhere.
+    pub fn outcome(self, reason: impl Into<String>) -> AdminOutcome {
+        AdminOutcome::Rejected {
+            code: self.code().to_owned(),
+            reason: reason.into(),
+            audit_seq: None,
+        }
+    }
+}
+
+impl fmt::Display for AdminRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 impl fmt::Display for AdminOutcome {
@@ -532,5 +610,36 @@ impl fmt::Display for AdminOutcome {
             AdminOutcome::Accepted { effect, .. } => write!(f, "accepted: {effect}"),
             AdminOutcome::Rejected { code, reason, .. } => write!(f, "rejected ({code}): {reason}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_codes_are_the_ones_on_the_wire() {
+        let codes: Vec<&str> = AdminRefusal::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "no_verifier",
+                "rate_limited",
+                "malformed",
+                "not_target",
+                "frozen",
+                "simulation_mismatch",
+                "audit_failed",
+                "shutdown"
+            ]
+        );
+        for refusal in AdminRefusal::ALL {
+            assert_eq!(AdminRefusal::from_code(refusal.code()), Some(refusal));
+            let outcome = refusal.outcome("why");
+            assert_eq!((outcome.code(), outcome.refusal()), (Some(refusal.code()), Some(refusal)));
+        }
+        assert_eq!(AdminRefusal::from_code("replayed"), None);
+        let accepted = AdminOutcome::Accepted { audit_seq: 1, effect: "done".into() };
+        assert_eq!(accepted.refusal(), None);
     }
 }

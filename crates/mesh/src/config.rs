@@ -42,79 +42,57 @@ impl ClusterKey {
     /// A short, non-secret fingerprint (first 4 bytes of its blake3 hash, hex) to
     /// tell keys apart in logs.
     pub fn fingerprint(&self) -> String {
-        let hash = blake3_fingerprint(&self.0);
-        hash.iter().map(|b| format!("{b:02x}")).collect()
+        stdx::hex::encode(&blake3_fingerprint(&self.0))
     }
 
     /// Reads a key file: 64 hex digits on the first non-comment line.
     ///
-    /// The file is opened once and read with a size cap; on Unix a file that
-    /// other users can read or write (any of mode 0o077) is refused, as
-    /// `mesh_auth` refuses identity key files: a cluster key admits whoever
+    /// Read as `mesh_auth` reads identity key files: opened once, a regular
+    /// file only, with a size cap, and on Unix a file that other users can read
+    /// or write (any of mode 0o077) is refused: a cluster key admits whoever
     /// holds it.
     pub fn load(path: &Path) -> Result<Self, MeshError> {
-        use std::io::Read;
-        const MAX_KEY_FILE: u64 = 4096;
         let bad = |reason: &str| MeshError::ClusterKey {
             path: path.display().to_string(),
             reason: reason.to_owned(),
         };
-        let file = std::fs::File::open(path).map_err(|e| bad(&e.to_string()))?;
-        let meta = file.metadata().map_err(|e| bad(&e.to_string()))?;
-        if !meta.is_file() {
-            return Err(bad("not a regular file"));
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(bad(&format!(
-                    "mode {mode:04o} lets other users read it; run `chmod 600 {}`",
-                    path.display()
-                )));
-            }
-        }
-        if meta.len() > MAX_KEY_FILE {
-            return Err(bad("file too large to be a cluster key"));
-        }
-        let mut raw = zeroize::Zeroizing::new(Vec::new());
-        file.take(MAX_KEY_FILE + 1).read_to_end(&mut raw).map_err(|e| bad(&e.to_string()))?;
-        if raw.len() as u64 > MAX_KEY_FILE {
-            return Err(bad("file too large to be a cluster key"));
-        }
+        let raw = stdx::fs::read_bounded(path, CLUSTER_KEY_LIMITS).map_err(|e| match e {
+            stdx::Error::Permissions { mode } => bad(&format!(
+                "mode {mode:04o} lets other users read it; run `chmod 600 {}`",
+                path.display()
+            )),
+            stdx::Error::TooLarge { .. } => bad("file too large to be a cluster key"),
+            other => bad(&other.to_string()),
+        })?;
+        let raw = zeroize::Zeroizing::new(raw);
         let text = std::str::from_utf8(&raw).map_err(|_| bad("not UTF-8 text"))?;
         let line = text
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with('#'))
             .ok_or_else(|| bad("empty file"))?;
-        let bytes = decode_hex32(line).ok_or_else(|| bad("expected 64 hex digits"))?;
+        let bytes =
+            stdx::hex::decode_array::<32>(line).map_err(|_| bad("expected 64 hex digits"))?;
         Ok(Self(bytes))
     }
 
-    /// Writes the key to a new file at `path` (mode 0600 on Unix, synced),
-    /// refusing to overwrite an existing file. The format is what
-    /// [`ClusterKey::load`] reads: one comment line and 64 hex digits.
+    /// Writes the key to a new file at `path` (mode 0600 on Unix, the file and
+    /// its directory entry synced), refusing to overwrite an existing file. The
+    /// format is what [`ClusterKey::load`] reads: one comment line and 64 hex
+    /// digits.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path)?;
-        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = zeroize::Zeroizing::new(stdx::hex::encode(&self.0));
         let text = zeroize::Zeroizing::new(format!(
-            "# mesh cluster key (fingerprint {}); keep it secret: it admits nodes to the cluster\n{hex}\n",
-            self.fingerprint()
+            "# mesh cluster key (fingerprint {}); keep it secret: it admits nodes to the cluster\n{}\n",
+            self.fingerprint(),
+            hex.as_str()
         ));
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
+        stdx::fs::write_new_private(path, text.as_bytes())
     }
 }
+
+/// How cluster key files are read: small, and private as identity key files are.
+const CLUSTER_KEY_LIMITS: stdx::fs::ReadLimits = stdx::fs::ReadLimits::secret(4096);
 
 impl Drop for ClusterKey {
     fn drop(&mut self) {
@@ -132,20 +110,6 @@ fn blake3_fingerprint(bytes: &[u8; 32]) -> [u8; 4] {
     // Hashed under its own context, so the fingerprint reveals nothing of the key.
     let full = blake3::derive_key("meshdeck 2026-11 cluster key fingerprint v1", bytes);
     [full[0], full[1], full[2], full[3]]
-}
-
-fn decode_hex32(text: &str) -> Option<[u8; 32]> {
-    let raw = text.as_bytes();
-    if raw.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in raw.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
 }
 
 /// How often nodes probe each other and how quickly they give up on one.

@@ -1,27 +1,4 @@
-//! The mesh substrate: encrypted UDP sessions between nodes, membership, probes
-//! and failure detection.
-//!
-//! A [`MeshNode`] binds one UDP socket, authenticates every peer with a Noise
-//! handshake keyed by the cluster's [`ClusterKey`] (strangers get nothing) and
-//! bound to the peer's ed25519 identity (so a [`NodeId`] is never taken on trust),
-//! learns the member list from its seeds, connects to every member, and probes them
-//! to measure round trips and notice failures.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use mesh::{ClusterKey, MeshConfig, MeshNode, MessageKind};
-//!
-//! const HELLO: MessageKind = MessageKind::named("example/hello/v1");
-//! let key = ClusterKey::generate()?;
-//! let a = MeshNode::start(MeshConfig::new(key.clone())).await?;
-//! let b = MeshNode::start(MeshConfig::new(key).seed(a.local_addr().to_string())).await?;
-//! let mut inbox = a.subscribe_messages(HELLO)?;
-//! // ... once b sees a as a peer:
-//! b.send(a.node_id(), HELLO, b"hi").await?;
-//! let msg = inbox.recv().await.expect("node running");
-//! assert_eq!(msg.from, b.node_id());
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! Layout: [`wire`] (datagram and frame formats), [`replay`] (the nonce window),
 //! [`fragment`] (split and reassemble), `noise` (handshake and identity proof),
@@ -54,7 +31,9 @@ pub mod testing;
 pub mod transport;
 pub mod wire;
 
-pub use admin::{AdminCommand, AdminOutcome, AdminState, BlastRadius, MigrationId, simulate};
+pub use admin::{
+    AdminCommand, AdminOutcome, AdminRefusal, AdminState, BlastRadius, MigrationId, simulate,
+};
 pub use config::{ClusterKey, Limits, MeshConfig, NODE_FLAG_OPERATOR, TimingProfile};
 pub use daemon::{
     Daemon, DaemonControl, DaemonError, DaemonHandle, DaemonHealth, DaemonLogger, Lifecycle,

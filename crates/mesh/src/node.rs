@@ -527,7 +527,7 @@ impl MeshHandle {
     fn apply_admin_inner(&self, from: Option<NodeId>, envelope: &SignedEnvelope) -> AdminOutcome {
         if self.is_closed() {
             return AdminOutcome::Rejected {
-                code: "shutdown".into(),
+                code: crate::admin::AdminRefusal::Shutdown.code().into(),
                 reason: "the node is shut down".into(),
                 audit_seq: None,
             };

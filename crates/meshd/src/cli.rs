@@ -9,17 +9,14 @@
 //! ```
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use mesh_blobs::{BlobStore, DiskConfig, DiskLog};
 
-use crate::server::NodeOptions;
-use crate::{DataDir, MeshdError};
-
-/// Default `--data-dir`.
-pub const DEFAULT_DATA_DIR: &str = "meshd-data";
+use crate::datadir::DataDir;
+use crate::error::MeshdError;
+use crate::options::{DEFAULT_DATA_DIR, NodeOptions, Profile};
 
 /// One mesh node per process.
 #[derive(Debug, Parser)]
@@ -117,30 +114,6 @@ pub enum Command {
     },
 }
 
-/// Timing profiles (see [`mesh::TimingProfile`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Profile {
-    /// Nodes on one machine: a dead node is seen within 1 s.
-    Loopback,
-    /// Nodes on a local network: a dead node is seen within 5 s.
-    Lan,
-}
-
-impl Profile {
-    /// The profile's name (`loopback`, `lan`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Loopback => "loopback",
-            Profile::Lan => "lan",
-        }
-    }
-
-    /// `loopback` for a loopback address, `lan` otherwise.
-    pub fn default_for(addr: SocketAddr) -> Profile {
-        if addr.ip().is_loopback() { Profile::Loopback } else { Profile::Lan }
-    }
-}
-
 /// Runs what the command line asks; machine-readable output goes to `out`,
 /// logs to stderr.
 pub fn execute(cli: Cli, out: &mut dyn Write) -> Result<(), MeshdError> {
@@ -207,86 +180,6 @@ pub fn put_blobs(
     }
     store.sync().map_err(|e| MeshdError::new(format!("blob store {}", blobs_path.display()), e))?;
     Ok(())
-}
-
-/// What stops a running node: SIGTERM, SIGINT, or (when asked) the end of
-/// standard input. Installed before the node starts, so a signal sent as soon as
-/// the ready line appears is never missed.
-#[derive(Debug)]
-pub struct StopSignals {
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    stdin_eof: Option<tokio::sync::oneshot::Receiver<()>>,
-}
-
-impl StopSignals {
-    /// Installs the signal handlers (and the stdin watcher when `stdin_eof`).
-    pub fn install(stdin_eof: bool) -> Result<StopSignals, MeshdError> {
-        #[cfg(unix)]
-        let (terminate, interrupt) = {
-            use tokio::signal::unix::{SignalKind, signal};
-            let install = |kind| signal(kind).map_err(|e| MeshdError::new("signal handler", e));
-            (install(SignalKind::terminate())?, install(SignalKind::interrupt())?)
-        };
-        let stdin_eof = stdin_eof.then(|| {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new()
-                .name("meshd-stdin".into())
-                .spawn(move || {
-                    use std::io::Read;
-                    let mut stdin = std::io::stdin().lock();
-                    let mut buf = [0u8; 256];
-                    loop {
-                        match stdin.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(_) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(_) => break,
-                        }
-                    }
-                    let _ = tx.send(());
-                })
-                .map(|_| rx)
-                .map_err(|e| MeshdError::new("stdin watcher", e))
-        });
-        let stdin_eof = stdin_eof.transpose()?;
-        Ok(StopSignals {
-            #[cfg(unix)]
-            terminate,
-            #[cfg(unix)]
-            interrupt,
-            stdin_eof,
-        })
-    }
-
-    /// Waits for the first stop request; returns what it was.
-    pub async fn wait(&mut self) -> &'static str {
-        let eof = async {
-            match self.stdin_eof.as_mut() {
-                Some(rx) => {
-                    let _ = rx.await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.terminate.recv() => "SIGTERM",
-                _ = self.interrupt.recv() => "SIGINT",
-                () = eof => "end of standard input",
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => "Ctrl-C",
-                () = eof => "end of standard input",
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::MeshdError;
+use crate::error::MeshdError;
 
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "meshd.lock";
@@ -48,7 +48,7 @@ impl DataDir {
         if path.exists() && !path.is_dir() {
             return Err(MeshdError::new(what(), "exists and is not a directory"));
         }
-        create_private_dir(path)
+        stdx::fs::create_dir_private(path)
             .map_err(|e| MeshdError::new(what(), format!("cannot create it: {e}")))?;
         let lock_path = path.join(LOCK_FILE);
         let lock = std::fs::OpenOptions::new()
@@ -62,7 +62,9 @@ impl DataDir {
             })?;
         lock_exclusive(&lock).map_err(|e| match e {
             LockError::Held => {
-                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                let holder = stdx::fs::read_bounded(&lock_path, LOCK_FILE_LIMITS)
+                    .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+                    .unwrap_or_default();
                 let holder = holder.trim();
                 let by = if holder.is_empty() {
                     "another process".to_owned()
@@ -95,19 +97,9 @@ impl DataDir {
     pub fn prepare_audit_file(&self) -> Result<PathBuf, MeshdError> {
         let path = self.audit_path();
         let what = || format!("audit ledger {}", path.display());
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(PRIVATE_FILE_MODE);
-        }
-        match options.open(&path) {
-            Ok(file) => {
-                file.sync_all().map_err(|e| MeshdError::new(what(), e))?;
-                // The directory entry too, so a crash cannot lose the file.
-                sync_dir(&self.path).map_err(|e| MeshdError::new(what(), e))?;
-            }
+        match stdx::fs::write_new_private(&path, b"") {
+            // The file and its directory entry are synced: a crash cannot lose it.
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 tighten(&path, PRIVATE_FILE_MODE).map_err(|e| {
                     MeshdError::new(what(), format!("cannot make it private (mode 0600): {e}"))
@@ -145,21 +137,11 @@ impl DataDir {
 }
 
 /// Mode of the data directory (and of directories created above it).
-const PRIVATE_DIR_MODE: u32 = 0o700;
+const PRIVATE_DIR_MODE: u32 = stdx::fs::PRIVATE_DIR_MODE;
 /// Mode of the audit ledger.
-const PRIVATE_FILE_MODE: u32 = 0o600;
-
-/// `create_dir_all` with mode 0700 for every directory it creates.
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(PRIVATE_DIR_MODE);
-    }
-    builder.create(path)
-}
+const PRIVATE_FILE_MODE: u32 = stdx::fs::PRIVATE_FILE_MODE;
+/// The lock file holds a pid and a newline; more is not read.
+const LOCK_FILE_LIMITS: stdx::fs::ReadLimits = stdx::fs::ReadLimits::new(64);
 
 /// Sets `path` to `mode` when group or others have any permission on it.
 #[cfg(unix)]
@@ -181,16 +163,6 @@ fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn tighten(_path: &Path, _mode: u32) -> std::io::Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use mesh::ClusterKey;
 use mesh_auth::{AuthError, EntityKeypair};
 
-use crate::MeshdError;
+use crate::error::MeshdError;
 
 /// Writes `key` to a new file at `path` (mode 0600, through
 /// [`ClusterKey::save`]), refusing to overwrite one.

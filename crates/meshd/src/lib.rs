@@ -21,19 +21,25 @@
 //! configuration is one line on stderr, `meshd: <what>: <why>`, and a non-zero exit
 //! status ([`MeshdError`]).
 //!
-//! Layout: [`cli`] (command line and subcommands), [`server`] (starting, running
-//! and stopping the node), [`operators`] (the operators file), [`datadir`] (the
-//! locked data directory), [`keys`] (key files), [`error`].
+//! Layout, from the top: [`cli`] (command line and subcommands), [`server`]
+//! (starting, running and stopping the node), [`options`] (what a node is
+//! started with), [`stop`] (the signals that stop it), [`operators`] (the
+//! operators file), [`datadir`] (the locked data directory), [`keys`] (key
+//! files), [`error`].
 
 pub mod cli;
 pub mod datadir;
 pub mod error;
 pub mod keys;
 pub mod operators;
+pub mod options;
 pub mod server;
+pub mod stop;
 
-pub use cli::{Cli, Command, NodeArgs, Profile};
+pub use cli::{Cli, Command, NodeArgs};
 pub use datadir::DataDir;
 pub use error::{ErrorKind, MeshdError};
 pub use operators::Operators;
-pub use server::{BLOB_ADAPTER, Meshd, NodeOptions, READY_PREFIX, StartupInfo};
+pub use options::{NodeOptions, Profile};
+pub use server::{BLOB_ADAPTER, Meshd, READY_PREFIX, StartupInfo};
+pub use stop::StopSignals;

@@ -25,7 +25,7 @@ use mesh_auth::{AdminVerifier, OperatorId, OperatorRegistry, PublicKey, Verifier
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ErrorKind, MeshdError};
+use crate::error::{ErrorKind, MeshdError};
 
 /// Largest operators file read (it is a short list of keys).
 pub const MAX_OPERATORS_FILE: u64 = 1 << 20;
@@ -65,46 +65,25 @@ impl Operators {
     /// others may write (any of mode 0o022) is refused with
     /// [`ErrorKind::WritableByOthers`], naming the file and its mode.
     pub fn load(path: &Path) -> Result<Operators, MeshdError> {
-        use std::io::Read;
         let what = || format!("operators file {}", path.display());
-        let file = std::fs::File::open(path).map_err(|e| MeshdError::new(what(), e))?;
-        let meta = file.metadata().map_err(|e| MeshdError::new(what(), e))?;
-        if !meta.is_file() {
-            return Err(MeshdError::new(what(), "not a regular file"));
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o022 != 0 {
-                return Err(MeshdError::new(
-                    what(),
-                    format!(
-                        "mode {mode:04o} lets other users change who may command this node; run `chmod go-w {}`",
-                        path.display()
-                    ),
-                )
-                .with_kind(ErrorKind::WritableByOthers { path: path.to_owned(), mode }));
-            }
-        }
-        let too_large = || {
-            MeshdError::new(
+        let limits = stdx::fs::ReadLimits::trusted(MAX_OPERATORS_FILE);
+        let raw = stdx::fs::read_bounded(path, limits).map_err(|e| match e {
+            stdx::Error::Permissions { mode } => MeshdError::new(
+                what(),
+                format!(
+                    "mode {mode:04o} lets other users change who may command this node; run `chmod go-w {}`",
+                    path.display()
+                ),
+            )
+            .with_kind(ErrorKind::WritableByOthers { path: path.to_owned(), mode }),
+            stdx::Error::TooLarge { .. } => MeshdError::new(
                 what(),
                 format!(
                     "larger than {MAX_OPERATORS_FILE} bytes; an operators file is at most that"
                 ),
-            )
-        };
-        if meta.len() > MAX_OPERATORS_FILE {
-            return Err(too_large());
-        }
-        let mut raw = Vec::new();
-        file.take(MAX_OPERATORS_FILE + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| MeshdError::new(what(), e))?;
-        if raw.len() as u64 > MAX_OPERATORS_FILE {
-            return Err(too_large());
-        }
+            ),
+            other => MeshdError::new(what(), other),
+        })?;
         let text = String::from_utf8(raw)
             .map_err(|e| MeshdError::new(what(), format!("not UTF-8 text: {e}")))?;
         Self::parse(&text, path)
@@ -113,14 +92,15 @@ impl Operators {
     /// Parses and checks `text`; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Operators, MeshdError> {
         let at = |span: Option<Range<usize>>| match span {
-            Some(span) => {
-                let (line, column) = line_col(text, span.start);
-                format!("operators file {}: line {line}, column {column}", path.display())
-            }
+            Some(span) => format!(
+                "operators file {}: {}",
+                path.display(),
+                stdx::text::LineCol::of(text, span.start)
+            ),
             None => format!("operators file {}", path.display()),
         };
         let raw: RawFile = toml::from_str(text)
-            .map_err(|e| MeshdError::new(at(e.span()), one_line(e.message())))?;
+            .map_err(|e| MeshdError::new(at(e.span()), stdx::text::one_line(e.message())))?;
 
         let mut registry = OperatorRegistry::new();
         let mut names: Vec<(String, OperatorId)> = Vec::new();
@@ -227,20 +207,6 @@ impl Operators {
     pub fn verifier(&self) -> AdminVerifier {
         AdminVerifier::with_config(Arc::new(self.registry.clone()), self.config.clone())
     }
-}
-
-/// `text` on one line (a message may span several).
-fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 #[cfg(test)]
@@ -374,12 +340,5 @@ mod tests {
             assert!(line.contains(&path.display().to_string()), "{line}");
             assert!(line.contains(&format!("mode {mode:04o}")), "{line}");
         }
-    }
-
-    #[test]
-    fn line_and_column() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("ab", 99), (1, 3));
     }
 }

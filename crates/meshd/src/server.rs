@@ -20,9 +20,12 @@ use mesh_blobs::{AdapterConfig, BlobStore, DiskConfig, DiskLog, MeshBlobAdapter}
 use mesh_rpc::Rpc;
 use mesh_rpc::node_services::{NodeServices, serve_node_services};
 
-use crate::cli::Profile;
+use crate::datadir::DataDir;
+use crate::error::MeshdError;
 use crate::keys::{load_cluster_key, load_or_create_identity};
-use crate::{DataDir, MeshdError, Operators};
+use crate::operators::Operators;
+use crate::options::{NodeOptions, Profile};
+use crate::stop::StopSignals;
 
 /// Name of the blob adapter every meshd serves its store under.
 pub const BLOB_ADAPTER: &str = "disk";
@@ -30,43 +33,6 @@ pub const BLOB_ADAPTER: &str = "disk";
 pub const READY_PREFIX: &str = "meshd: listening on ";
 /// Longest wait for the node to say goodbye to its peers on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What a node needs to start (the command line, parsed).
-#[derive(Clone, Debug)]
-pub struct NodeOptions {
-    /// `host:port` to listen on (port 0: any free port).
-    pub listen: String,
-    /// The cluster key file.
-    pub cluster_key: PathBuf,
-    /// Nodes to join through (`host:port`).
-    pub seeds: Vec<String>,
-    /// The identity key file (default `<data_dir>/identity.key`).
-    pub identity: Option<PathBuf>,
-    /// The data directory (created if missing).
-    pub data_dir: PathBuf,
-    /// The operators file; without one the node refuses every admin command.
-    pub operators: Option<PathBuf>,
-    /// Timing profile (default: loopback for a loopback address, lan otherwise).
-    pub profile: Option<Profile>,
-    /// Stop when standard input reaches end of file (for supervisors).
-    pub exit_on_stdin_eof: bool,
-}
-
-impl NodeOptions {
-    /// Options with defaults around the two required values.
-    pub fn new(listen: impl Into<String>, cluster_key: impl Into<PathBuf>) -> Self {
-        Self {
-            listen: listen.into(),
-            cluster_key: cluster_key.into(),
-            seeds: Vec::new(),
-            identity: None,
-            data_dir: PathBuf::from(crate::cli::DEFAULT_DATA_DIR),
-            operators: None,
-            profile: None,
-            exit_on_stdin_eof: false,
-        }
-    }
-}
 
 /// What a started node reports about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,7 +217,7 @@ impl Meshd {
 /// Runs a node until SIGTERM or SIGINT (or end of stdin when asked), printing the
 /// ready line on `out` once it listens. Returns after a clean shutdown.
 pub async fn run(opts: NodeOptions, out: &mut dyn Write) -> Result<(), MeshdError> {
-    let mut stop = crate::cli::StopSignals::install(opts.exit_on_stdin_eof)?;
+    let mut stop = StopSignals::install(opts.exit_on_stdin_eof)?;
     let meshd = Meshd::start(&opts).await?;
     let info = meshd.info().clone();
     tracing::info!(

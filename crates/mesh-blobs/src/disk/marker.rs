@@ -9,11 +9,13 @@
 //! ```
 //!
 //! The key checksums record headers (see [`super::record`]). The file is written
-//! once, atomically (temporary file, fsync, rename, directory fsync).
+//! once, atomically ([`stdx::fs::write_atomic`]: temporary file, fsync, rename,
+//! directory fsync).
 
-use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
 
 use crate::{BlobError, Hash};
 
@@ -24,6 +26,9 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 const FIRST_LINE: &str = "mesh-blobs store";
 /// Marker files are tiny; anything larger is not ours.
 const MAX_MARKER_LEN: u64 = 4096;
+/// The temporary name markers were written under before (a crash while
+/// creating a store could leave it).
+const OLD_TEMP_NAME: &str = "mesh-blobs.store.tmp";
 
 /// Opens the store in `dir` (creating it if allowed) and returns its key.
 pub(crate) fn open_or_create(dir: &Path, create: bool) -> Result<[u8; 32], BlobError> {
@@ -47,10 +52,12 @@ pub(crate) fn open_or_create(dir: &Path, create: bool) -> Result<[u8; 32], BlobE
         Err(e) if e.kind() == ErrorKind::NotFound => {
             // A leftover temporary marker (a crash while creating the store) does
             // not count as content.
-            let tmp_name = format!("{MARKER_FILE}.tmp");
+            let leftover = |name: &OsStr| {
+                name == OLD_TEMP_NAME || stdx::fs::is_temp_of(name, OsStr::new(MARKER_FILE))
+            };
             let empty = fs::read_dir(dir)
                 .map_err(|e| BlobError::io("list directory", dir, e))?
-                .all(|entry| entry.is_ok_and(|e| e.file_name() == tmp_name.as_str()));
+                .all(|entry| entry.is_ok_and(|e| leftover(&e.file_name())));
             if !empty {
                 Err(not_a_store(&format!("no {MARKER_FILE} file and the directory is not empty")))
             } else if !create {
@@ -66,11 +73,13 @@ pub(crate) fn open_or_create(dir: &Path, create: bool) -> Result<[u8; 32], BlobE
 fn read(marker: &Path) -> Result<[u8; 32], BlobError> {
     let not_a_store =
         |reason: &str| BlobError::NotAStore { path: marker.to_owned(), reason: reason.to_owned() };
-    let meta = fs::metadata(marker).map_err(|e| BlobError::io("inspect", marker, e))?;
-    if !meta.is_file() || meta.len() > MAX_MARKER_LEN {
-        return Err(not_a_store("the marker is not a small regular file"));
-    }
-    let raw = fs::read(marker).map_err(|e| BlobError::io("read", marker, e))?;
+    let raw =
+        stdx::fs::read_bounded(marker, stdx::fs::ReadLimits::new(MAX_MARKER_LEN)).map_err(|e| {
+            match e {
+                stdx::Error::Io(e) => BlobError::io("read", marker, e),
+                _ => not_a_store("the marker is not a small regular file"),
+            }
+        })?;
     let text = String::from_utf8(raw).map_err(|_| not_a_store("the marker is not text"))?;
     let mut lines = text.lines();
     if lines.next() != Some(FIRST_LINE) {
@@ -103,29 +112,14 @@ fn initialize(dir: &Path) -> Result<[u8; 32], BlobError> {
     })?;
     let text =
         format!("{FIRST_LINE}\nformat {FORMAT_VERSION}\nkey {}\n", Hash::from_bytes(key).to_hex());
-    let tmp: PathBuf = dir.join(format!("{MARKER_FILE}.tmp"));
     let marker = dir.join(MARKER_FILE);
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    };
-    write().map_err(|e| BlobError::io("write", &tmp, e))?;
-    fs::rename(&tmp, &marker).map_err(|e| BlobError::io("rename", &marker, e))?;
-    sync_dir(dir)?;
+    stdx::fs::write_atomic(&marker, text.as_bytes())
+        .map_err(|e| BlobError::io("write", &marker, e))?;
     tracing::info!(dir = %dir.display(), "created blob store");
     Ok(key)
 }
 
 /// Makes a directory's entries durable (a no-op where directories cannot be opened).
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlobError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| BlobError::io("fsync directory", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    stdx::fs::sync_dir(dir).map_err(|e| BlobError::io("fsync directory", dir, e))
 }

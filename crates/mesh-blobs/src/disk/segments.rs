@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -21,13 +21,14 @@ use parking_lot::{Mutex, RwLock};
 use super::flusher::{Flusher, WRITE_BEHIND_BYTES};
 use super::marker::sync_dir;
 use super::record::{HEADER_LEN, Header, Kind, SEGMENT_MAGIC};
+use super::report::RecoveryReport;
 use crate::engine::{Backend, Manifest, RemoveReason};
 use crate::store::Metrics;
-use crate::{BlobError, FsyncPolicy, Hash};
+use crate::{BlobError, DiskConfig, FsyncPolicy, Hash};
 
 /// Where a chunk's payload is: segment number and byte offset of the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct DiskLoc {
+pub struct DiskLoc {
     pub(crate) segment: u32,
     pub(crate) offset: u64,
 }
@@ -127,10 +128,12 @@ struct Writer {
     since_write_behind: u64,
 }
 
-/// The disk backend.
+/// The disk backend: segment files in a store directory.
 #[derive(Debug)]
-pub(crate) struct DiskBackend {
+pub struct DiskBackend {
     dir: PathBuf,
+    /// What opening the store found and repaired.
+    report: RecoveryReport,
     key: [u8; 32],
     policy: FsyncPolicy,
     segment_size: u64,
@@ -157,22 +160,25 @@ pub(crate) struct Faults {
 }
 
 impl DiskBackend {
-    /// A backend over existing segments; `last` is the newest one and its length.
+    /// A backend over existing segments; `last` is the newest one and its length,
+    /// `report` what opening them found.
     pub(crate) fn new(
         dir: PathBuf,
         key: [u8; 32],
-        policy: FsyncPolicy,
-        segment_size: u64,
+        config: &DiskConfig,
         readers: BTreeMap<u32, Arc<File>>,
         last: Option<(u32, u64)>,
         disk_bytes: u64,
+        report: RecoveryReport,
     ) -> Self {
         let (segment, len) = last.unwrap_or((0, 0));
+        let policy = config.fsync;
         DiskBackend {
             dir,
+            report,
             key,
             policy,
-            segment_size,
+            segment_size: config.segment_size,
             writer: Mutex::new(Writer {
                 segment,
                 file: None,
@@ -197,6 +203,16 @@ impl DiskBackend {
 
     fn path(&self, segment: u32) -> PathBuf {
         self.dir.join(segment_name(segment))
+    }
+
+    /// The store directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What opening the store found and repaired.
+    pub(crate) fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
     }
 
     /// Paths of all segment files, oldest first.

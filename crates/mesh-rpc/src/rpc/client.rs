@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use super::{Inner, MAX_CLIENT_SERVICES, Outbox, Pending, Reply, ReplyOutcome, Rpc};
+use super::{Finished, Inner, MAX_CLIENT_SERVICES, Outbox, Pending, Reply, ReplyOutcome, Rpc};
 use crate::error::RpcError;
 use crate::observer::{CallStatus, Side};
 use crate::options::CallOptions;
@@ -289,21 +289,26 @@ impl ClientCall<'_> {
         if unanswered && sent {
             self.abandon();
         }
-        self.inner.finish_record(
-            Side::Client,
-            self.inner.node_id,
-            self.to,
-            self.counters,
-            self.started,
-            status,
-            self.request_bytes,
-            response_bytes,
-            self.id,
-        );
+        self.record(status, response_bytes);
     }
 
     fn abandon(&self) {
         self.inner.abandon(self.to, self.id);
+    }
+
+    /// Counts the attempt and tells the observers.
+    fn record(&self, status: CallStatus, response_bytes: usize) {
+        let call = Finished {
+            side: Side::Client,
+            caller: self.inner.node_id,
+            callee: self.to,
+            started: self.started,
+            status,
+            request_bytes: self.request_bytes,
+            response_bytes,
+            request_id: self.id,
+        };
+        self.inner.finish_record(self.counters, call);
     }
 }
 
@@ -316,16 +321,6 @@ impl Drop for ClientCall<'_> {
         if self.inner.pending.lock().remove(&self.id).is_some() {
             self.abandon();
         }
-        self.inner.finish_record(
-            Side::Client,
-            self.inner.node_id,
-            self.to,
-            self.counters,
-            self.started,
-            CallStatus::Cancelled,
-            self.request_bytes,
-            0,
-            self.id,
-        );
+        self.record(CallStatus::Cancelled, 0);
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::AbortHandle;
 
-use super::{Inner, Outgoing, Rpc};
+use super::{Finished, Inner, Outgoing, Rpc};
 use crate::error::RpcError;
 use crate::inline::{CatchUnwind, Polled, panic_message, poll_once};
 use crate::observer::{CallStatus, Side};
@@ -292,31 +292,21 @@ impl Inner {
                     (Outcome::NoSuchService, CallStatus::NoSuchService)
                 };
                 let sent = self.send_header(&Header::Response { id, outcome }, out);
+                let call = Finished {
+                    side: Side::Server,
+                    caller: from,
+                    callee: self.node_id,
+                    started: received,
+                    status,
+                    request_bytes: size,
+                    response_bytes: sent,
+                    request_id: id,
+                };
                 match slot {
-                    Some(slot) => self.finish_record(
-                        Side::Server,
-                        from,
-                        self.node_id,
-                        &slot.counters,
-                        received,
-                        status,
-                        size,
-                        sent,
-                        id,
-                    ),
+                    Some(slot) => self.finish_record(&slot.counters, call),
                     // Unknown names are not interned (a peer could send endless
                     // new ones); the observers still see the call.
-                    None => self.notify(
-                        Side::Server,
-                        from,
-                        self.node_id,
-                        &Arc::from(service),
-                        received.elapsed(),
-                        status,
-                        size,
-                        sent,
-                        id,
-                    ),
+                    None => self.notify(&Arc::from(service), &call, received.elapsed()),
                 }
                 return;
             }
@@ -344,17 +334,7 @@ impl Inner {
             Some(running) => {
                 running.abort();
                 let call = &running.call;
-                self.finish_record(
-                    Side::Server,
-                    call.from,
-                    self.node_id,
-                    &call.slot.counters,
-                    call.received,
-                    CallStatus::Cancelled,
-                    call.request_bytes,
-                    0,
-                    call.id,
-                );
+                self.record_served(call, CallStatus::Cancelled, 0);
             }
             None => DropCounters::bump(&self.drops.unmatched_cancels),
         }
@@ -393,6 +373,21 @@ impl Inner {
         }
     }
 
+    /// Counts a served call and tells the observers.
+    fn record_served(&self, call: &CallMeta, status: CallStatus, response_bytes: usize) {
+        let finished = Finished {
+            side: Side::Server,
+            caller: call.from,
+            callee: self.node_id,
+            started: call.received,
+            status,
+            request_bytes: call.request_bytes,
+            response_bytes,
+            request_id: call.id,
+        };
+        self.finish_record(&call.slot.counters, finished);
+    }
+
     /// Sends the response for a served call (none after a timeout) and records it.
     /// On the receive task the response joins `out`; elsewhere it is sent alone.
     fn finish_server<Resp: Serialize>(
@@ -415,17 +410,7 @@ impl Inner {
         };
         let (status, encoded) = match ending {
             Ending::Timeout => {
-                self.finish_record(
-                    Side::Server,
-                    call.from,
-                    self.node_id,
-                    &call.slot.counters,
-                    call.received,
-                    CallStatus::Timeout,
-                    call.request_bytes,
-                    0,
-                    id,
-                );
+                self.record_served(call, CallStatus::Timeout, 0);
                 return;
             }
             Ending::Handler(Ok(response)) => {
@@ -468,17 +453,7 @@ impl Inner {
         };
         // Recorded before sending, so by the time the caller has its answer the
         // server's counters and observers have seen the call.
-        self.finish_record(
-            Side::Server,
-            call.from,
-            self.node_id,
-            &call.slot.counters,
-            call.received,
-            status,
-            call.request_bytes,
-            message.as_ref().map_or(0, Vec::len),
-            id,
-        );
+        self.record_served(call, status, message.as_ref().map_or(0, Vec::len));
         if let Some(message) = message {
             match out {
                 Some(out) => out.push(self, message),

@@ -3,7 +3,7 @@
 use mesh_auth::{AuditRecord, CommandClass, SignedEnvelope};
 
 use super::*;
-use crate::admin::{AdminCommand, AdminOutcome, simulate};
+use crate::admin::{AdminCommand, AdminOutcome, AdminRefusal, simulate};
 use crate::daemon::DaemonControl;
 
 /// Refused envelopes without a valid operator signature a peer may send per
@@ -32,30 +32,21 @@ impl Inner {
         from: Option<NodeId>,
         envelope: &SignedEnvelope,
     ) -> AdminOutcome {
-        let refused = |code: &str, reason: String| AdminOutcome::Rejected {
-            code: code.to_owned(),
-            reason,
-            audit_seq: None,
-        };
         if let Some(peer) = from
             && !self.admin_budget.lock().has(peer, Instant::now())
         {
             Counters::bump(&self.counters.admin_rate_limited);
-            return refused(
-                "rate_limited",
-                "too many envelopes without a valid operator signature from this node".into(),
-            );
+            return AdminRefusal::RateLimited
+                .outcome("too many envelopes without a valid operator signature from this node");
         }
         let Some(verifier) = self.config.admin_verifier.clone() else {
             Counters::bump(&self.counters.admin_unsigned);
-            return refused(
-                "no_verifier",
-                "this node has no admin verifier installed; it refuses every command".into(),
-            );
+            return AdminRefusal::NoVerifier
+                .outcome("this node has no admin verifier installed; it refuses every command");
         };
         if let Err(e) = envelope.body.check_sizes() {
             self.count_unsigned(from);
-            return refused("malformed", e.to_string());
+            return AdminRefusal::Malformed.outcome(e.to_string());
         }
         let now_ms = mesh_auth::unix_now_ms();
         // The node's own checks run inside verification, so an ICE command this
@@ -68,22 +59,26 @@ impl Inner {
                     // Nobody with an operator key stands behind it: it is not
                     // worth a ledger entry (nor a disk write).
                     self.count_unsigned(from);
-                    return refused(rejection.reason.code(), rejection.to_string());
+                    return AdminOutcome::Rejected {
+                        code: rejection.reason.code().to_owned(),
+                        reason: rejection.to_string(),
+                        audit_seq: None,
+                    };
                 }
                 (
                     AuditRecord::from_verification(envelope, Err(&rejection), now_ms),
-                    Err((rejection.reason.code().to_owned(), rejection.to_string())),
+                    Err((rejection.reason.code(), rejection.to_string())),
                 )
             }
             Ok((v, checked)) => {
                 let mut record = AuditRecord::from_verification(envelope, Ok(&v), now_ms);
-                if let Err((code, reason)) = &checked {
+                if let Err((refusal, reason)) = &checked {
                     record.outcome = mesh_auth::AuditOutcome::Rejected {
-                        code: code.clone(),
+                        code: refusal.code().to_owned(),
                         detail: reason.clone(),
                     };
                 }
-                (record, checked)
+                (record, checked.map_err(|(refusal, reason)| (refusal.code(), reason)))
             }
         };
         let audit_seq = match self.ledger.lock().append(outcome_record) {
@@ -91,16 +86,15 @@ impl Inner {
             Err(e) => {
                 // Without a durable record the command must not take effect.
                 tracing::error!(error = %e, "audit ledger append failed");
-                return AdminOutcome::Rejected {
-                    code: "audit_failed".into(),
-                    reason: format!("audit ledger append failed: {e}"),
-                    audit_seq: None,
-                };
+                return AdminRefusal::AuditFailed
+                    .outcome(format!("audit ledger append failed: {e}"));
             }
         };
         self.dirty.store(true, Ordering::Release);
         match decision {
-            Err((code, reason)) => AdminOutcome::Rejected { code, reason, audit_seq },
+            Err((code, reason)) => {
+                AdminOutcome::Rejected { code: code.to_owned(), reason, audit_seq }
+            }
             Ok(command) => {
                 let effect = self.apply_effect(&command, envelope, now_ms);
                 self.persist_admin_state();
@@ -170,12 +164,12 @@ impl Inner {
         &self,
         envelope: &SignedEnvelope,
         now_ms: u64,
-    ) -> Result<AdminCommand, (String, String)> {
+    ) -> Result<AdminCommand, (AdminRefusal, String)> {
         let command = AdminCommand::from_payload(&envelope.body.payload)
-            .map_err(|reason| ("malformed".to_owned(), reason))?;
+            .map_err(|reason| (AdminRefusal::Malformed, reason))?;
         if command.class() != envelope.body.class {
             return Err((
-                "malformed".into(),
+                AdminRefusal::Malformed,
                 format!(
                     "{} is a {} command, signed as {}",
                     command.verb(),
@@ -186,7 +180,7 @@ impl Inner {
         }
         if command.target() != envelope.body.target {
             return Err((
-                "malformed".into(),
+                AdminRefusal::Malformed,
                 format!(
                     "signed target {:?} does not match the command's {:?}",
                     envelope.body.target,
@@ -198,7 +192,7 @@ impl Inner {
             && node != self.node_id
         {
             return Err((
-                "not_target".into(),
+                AdminRefusal::NotTarget,
                 format!("command is for node {node}, this is {}", self.node_id),
             ));
         }
@@ -206,7 +200,7 @@ impl Inner {
             && let Some(until) = self.cluster_frozen_until(now_ms)
         {
             return Err((
-                "frozen".into(),
+                AdminRefusal::Frozen,
                 format!(
                     "the cluster is frozen for {} ms more; routine commands are refused",
                     until.saturating_sub(now_ms)
@@ -218,7 +212,7 @@ impl Inner {
             let expected = simulate(&snapshot, &command).digest(&command);
             if envelope.body.blast_radius != Some(expected) {
                 return Err((
-                    "simulation_mismatch".into(),
+                    AdminRefusal::SimulationMismatch,
                     "the blast radius signed does not match this node's simulation (the cluster changed); simulate again and re-sign".into(),
                 ));
             }
