@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use mesh::{MigrationId, OriginHash};
 use mesh_rpc::RpcError;
 
-use crate::admin::PendingAction;
+use crate::pending::PendingAction;
 
 /// What can go wrong in the deck model.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@
 
 use serde_json::{Value, json};
 
-use crate::client::DeckSource;
 use crate::data::DeckData;
+use crate::source::DeckSource;
 use crate::state::{Tab, ViewState};
 use crate::summary::summarize;
 use crate::table::Table;
