@@ -230,8 +230,8 @@ impl DeckSource for DeckClient {
         let options = CallOptions::default().deadline(self.config.commit_deadline);
         Box::pin(async move {
             match mesh_rpc::node_services::commit(&rpc, node, &envelope, options).await {
-                Ok(outcome) => NodeResult::from(outcome),
-                Err(e) => NodeResult::NotDelivered { error: e.to_string() },
+                Ok(outcome) => NodeResult::Delivered(outcome),
+                Err(e) => NodeResult::NotDelivered(e.to_string()),
             }
         })
     }

@@ -12,37 +12,47 @@ use serde::Serialize;
 use crate::table::{Cell, Style};
 use crate::text;
 
-/// What happened on one node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "result")]
+/// What happened on one node: the node answered, or the command did not get
+/// there.
+///
+/// The node's answer is kept as it came over the wire (`mesh::AdminOutcome`):
+/// refusal codes are strings (`not_authorized`, `no_verifier`, `frozen`, ...),
+/// so a node newer than the deck can send codes the deck does not know yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeResult {
-    /// Verified, recorded, applied.
-    Accepted {
-        /// Its audit ledger entry.
-        audit_seq: u64,
-        /// What it did.
-        effect: String,
-    },
-    /// Refused by the node (and recorded in its ledger when it has one).
-    Rejected {
-        /// Stable reason code (`not_authorized`, `frozen`, ...).
-        code: String,
-        /// Why, in words.
-        reason: String,
-        /// Its audit ledger entry, if recorded.
-        audit_seq: Option<u64>,
-    },
-    /// The command did not reach the node (or its answer did not come back).
-    NotDelivered {
-        /// What the RPC layer said.
-        error: String,
-    },
+    /// The node answered: accepted (verified, recorded, applied) or refused
+    /// (and recorded in its ledger when a registered operator signed).
+    Delivered(AdminOutcome),
+    /// The command did not reach the node, or its answer did not come back:
+    /// what the RPC layer said.
+    NotDelivered(String),
 }
 
 impl NodeResult {
-    /// True when accepted.
+    /// True when the node accepted.
     pub fn is_accepted(&self) -> bool {
-        matches!(self, NodeResult::Accepted { .. })
+        self.outcome().is_some_and(AdminOutcome::is_accepted)
+    }
+
+    /// The node's answer, if it came.
+    pub fn outcome(&self) -> Option<&AdminOutcome> {
+        match self {
+            NodeResult::Delivered(outcome) => Some(outcome),
+            NodeResult::NotDelivered(_) => None,
+        }
+    }
+
+    /// The refusal code, when the node refused (`not_authorized`, `frozen`, ...).
+    pub fn code(&self) -> Option<&str> {
+        self.outcome().and_then(AdminOutcome::code)
+    }
+
+    /// The node's audit ledger entry for the command, if it recorded one.
+    pub fn audit_seq(&self) -> Option<u64> {
+        match self.outcome()? {
+            AdminOutcome::Accepted { audit_seq, .. } => Some(*audit_seq),
+            AdminOutcome::Rejected { audit_seq, .. } => *audit_seq,
+        }
     }
 
     /// What happened, in words for a dialog line (`accepted  audit #3  cordoned`,
@@ -50,10 +60,10 @@ impl NodeResult {
     /// (or the RPC layer) sent is escaped and capped ([`text::clean`]).
     pub fn describe(&self) -> String {
         match self {
-            NodeResult::Accepted { audit_seq, effect } => {
+            NodeResult::Delivered(AdminOutcome::Accepted { audit_seq, effect }) => {
                 format!("accepted  audit #{audit_seq}  {}", text::message(effect))
             }
-            NodeResult::Rejected { code, reason, .. } => {
+            NodeResult::Delivered(AdminOutcome::Rejected { code, reason, .. }) => {
                 let (code, reason) = (text::name(code), text::message(reason));
                 // Reasons usually start with their code already.
                 if reason.starts_with(code.as_str()) {
@@ -62,21 +72,40 @@ impl NodeResult {
                     format!("rejected  {code}: {reason}")
                 }
             }
-            NodeResult::NotDelivered { error } => format!("not reached  {}", text::message(error)),
+            NodeResult::NotDelivered(error) => format!("not reached  {}", text::message(error)),
         }
     }
 }
 
 impl From<AdminOutcome> for NodeResult {
-    fn from(o: AdminOutcome) -> Self {
-        match o {
-            AdminOutcome::Accepted { audit_seq, effect } => {
-                NodeResult::Accepted { audit_seq, effect }
+    fn from(outcome: AdminOutcome) -> Self {
+        NodeResult::Delivered(outcome)
+    }
+}
+
+/// How a [`NodeResult`] reads in JSON (the headless output and exports):
+/// `{"result": "accepted" | "rejected" | "not_delivered", ...}` with the
+/// node's fields beside it, raw.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+enum Shown<'a> {
+    Accepted { audit_seq: u64, effect: &'a str },
+    Rejected { code: &'a str, reason: &'a str, audit_seq: Option<u64> },
+    NotDelivered { error: &'a str },
+}
+
+impl Serialize for NodeResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NodeResult::Delivered(AdminOutcome::Accepted { audit_seq, effect }) => {
+                Shown::Accepted { audit_seq: *audit_seq, effect }
             }
-            AdminOutcome::Rejected { code, reason, audit_seq } => {
-                NodeResult::Rejected { code, reason, audit_seq }
+            NodeResult::Delivered(AdminOutcome::Rejected { code, reason, audit_seq }) => {
+                Shown::Rejected { code, reason, audit_seq: *audit_seq }
             }
+            NodeResult::NotDelivered(error) => Shown::NotDelivered { error },
         }
+        .serialize(serializer)
     }
 }
 
@@ -125,13 +154,13 @@ impl CommitReport {
         let mut line = format!("{} {}: accepted by {ok}/{n}", self.verb, self.target);
         if let Some(o) = self.outcomes.iter().find(|o| !o.result.is_accepted()) {
             match &o.result {
-                NodeResult::Rejected { code, reason, .. } => {
+                NodeResult::Delivered(AdminOutcome::Rejected { code, reason, .. }) => {
                     line.push_str(&format!("; {} rejected ({code}): {reason}", o.node.short()));
                 }
-                NodeResult::NotDelivered { error } => {
+                NodeResult::NotDelivered(error) => {
                     line.push_str(&format!("; {} not reached: {error}", o.node.short()));
                 }
-                NodeResult::Accepted { .. } => {}
+                NodeResult::Delivered(AdminOutcome::Accepted { .. }) => {}
             }
         }
         text::message(&line)
@@ -178,15 +207,18 @@ mod tests {
             outcomes: vec![
                 NodeOutcome {
                     node: NodeId(1),
-                    result: NodeResult::Accepted { audit_seq: 0, effect: "cordoned".into() },
+                    result: NodeResult::Delivered(AdminOutcome::Accepted {
+                        audit_seq: 0,
+                        effect: "cordoned".into(),
+                    }),
                 },
                 NodeOutcome {
                     node: NodeId(2),
-                    result: NodeResult::Rejected {
+                    result: NodeResult::Delivered(AdminOutcome::Rejected {
                         code: "not_authorized".into(),
                         reason: "no registered operator signed".into(),
                         audit_seq: Some(3),
-                    },
+                    }),
                 },
             ],
         };
@@ -213,20 +245,20 @@ mod tests {
             outcomes: vec![
                 NodeOutcome {
                     node: NodeId(1),
-                    result: NodeResult::Accepted { audit_seq: 1, effect: hostile.into() },
+                    result: NodeResult::Delivered(AdminOutcome::Accepted {
+                        audit_seq: 1,
+                        effect: hostile.into(),
+                    }),
                 },
                 NodeOutcome {
                     node: NodeId(2),
-                    result: NodeResult::Rejected {
+                    result: NodeResult::Delivered(AdminOutcome::Rejected {
                         code: hostile.into(),
                         reason: format!("{hostile}{long}"),
                         audit_seq: None,
-                    },
+                    }),
                 },
-                NodeOutcome {
-                    node: NodeId(3),
-                    result: NodeResult::NotDelivered { error: hostile.into() },
-                },
+                NodeOutcome { node: NodeId(3), result: NodeResult::NotDelivered(hostile.into()) },
             ],
         };
         let mut shown: Vec<String> = report.lines().into_iter().map(|c| c.text).collect();
@@ -240,5 +272,37 @@ mod tests {
             assert!(line.chars().count() <= 2 * text::MAX_MESSAGE, "capped: {}", line.len());
         }
         assert!(shown[2].contains(text::ELLIPSIS), "the long reason is cut");
+    }
+
+    #[test]
+    fn json_keeps_its_shape() {
+        let json = |r: NodeResult| serde_json::to_value(r).unwrap();
+        let accepted = AdminOutcome::Accepted { audit_seq: 4, effect: "cordoned".into() };
+        assert_eq!(
+            json(NodeResult::Delivered(accepted)),
+            serde_json::json!({"result": "accepted", "audit_seq": 4, "effect": "cordoned"})
+        );
+        let refused = AdminOutcome::Rejected {
+            code: "frozen".into(),
+            reason: "frozen: the cluster is frozen".into(),
+            audit_seq: None,
+        };
+        let result = NodeResult::Delivered(refused);
+        assert_eq!((result.code(), result.audit_seq()), (Some("frozen"), None));
+        assert_eq!(
+            json(result),
+            serde_json::json!({
+                "result": "rejected",
+                "code": "frozen",
+                "reason": "frozen: the cluster is frozen",
+                "audit_seq": null
+            })
+        );
+        let lost = NodeResult::NotDelivered("no answer within 5s".into());
+        assert_eq!((lost.code(), lost.audit_seq(), lost.is_accepted()), (None, None, false));
+        assert_eq!(
+            json(lost),
+            serde_json::json!({"result": "not_delivered", "error": "no answer within 5s"})
+        );
     }
 }

@@ -92,6 +92,7 @@ fn daemon_detail() {
 /// A report as the nodes of `data` would answer a freeze: all but one accept.
 fn report(data: &DeckData) -> deck_model::CommitReport {
     use deck_model::{NodeOutcome, NodeResult};
+    use mesh::AdminOutcome;
     let nodes = std::iter::once(data.snapshot.this_node.node_id)
         .chain(data.snapshot.peers.iter().map(|p| p.info.node_id));
     let outcomes = nodes
@@ -99,13 +100,16 @@ fn report(data: &DeckData) -> deck_model::CommitReport {
         .map(|(i, node)| NodeOutcome {
             node,
             result: if i == 2 {
-                NodeResult::Rejected {
+                NodeResult::Delivered(AdminOutcome::Rejected {
                     code: "cooldown_active".into(),
                     reason: "cooldown_active: target cools down for 2000 ms more".into(),
                     audit_seq: Some(7),
-                }
+                })
             } else {
-                NodeResult::Accepted { audit_seq: 7, effect: "frozen for 300 s".into() }
+                NodeResult::Delivered(AdminOutcome::Accepted {
+                    audit_seq: 7,
+                    effect: "frozen for 300 s".into(),
+                })
             },
         })
         .collect();
@@ -161,15 +165,20 @@ fn text_of(term: &Terminal<TestBackend>) -> String {
 fn result_dialog_shows_what_nodes_said_escaped() {
     use deck_model::NodeResult;
     use deck_model::text::is_deceptive;
+    use mesh::AdminOutcome;
     // A window title, a screen clear, a C1 CSI, a bidi override and an isolate.
     let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}gnp.exe\u{2066}\r\nok";
     let shown = "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{9b}31m";
     let data = data();
     let mut report = report(&data);
-    report.outcomes[0].result = NodeResult::Accepted { audit_seq: 1, effect: hostile.into() };
-    report.outcomes[1].result = NodeResult::NotDelivered { error: hostile.into() };
-    report.outcomes[2].result =
-        NodeResult::Rejected { code: hostile.into(), reason: hostile.repeat(200), audit_seq: None };
+    report.outcomes[0].result =
+        NodeResult::Delivered(AdminOutcome::Accepted { audit_seq: 1, effect: hostile.into() });
+    report.outcomes[1].result = NodeResult::NotDelivered(hostile.into());
+    report.outcomes[2].result = NodeResult::Delivered(AdminOutcome::Rejected {
+        code: hostile.into(),
+        reason: hostile.repeat(200),
+        audit_seq: None,
+    });
     let check = |term: &Terminal<TestBackend>, at: &str| {
         let text = text_of(term);
         let bad = text.chars().find(|c| c.is_control() || is_deceptive(*c));

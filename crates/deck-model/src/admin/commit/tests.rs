@@ -185,7 +185,7 @@ proptest! {
 }
 
 fn accepted(audit_seq: u64) -> NodeResult {
-    NodeResult::from(AdminOutcome::Accepted { audit_seq, effect: "thawed".into() })
+    NodeResult::Delivered(AdminOutcome::Accepted { audit_seq, effect: "thawed".into() })
 }
 
 /// A source whose nodes answer in reverse order of their targets, and that
@@ -254,7 +254,7 @@ impl DeckSource for Fake {
             // Later targets answer sooner; node 2 is not reached at all.
             tokio::time::sleep(Duration::from_millis(50u64.saturating_sub(10 * k))).await;
             if node == testkit::node_id(2) {
-                NodeResult::NotDelivered { error: "no route".into() }
+                NodeResult::NotDelivered("no route".into())
             } else {
                 accepted(k)
             }
