@@ -1,5 +1,7 @@
 //! Signed admin actions: prepare, review the blast radius, confirm.
 //!
+//! The verbs a front end offers, what each acts on and asks for, and the command
+//! each becomes are [`AdminVerb`]'s ([`Target`], [`TargetKind`], [`PromptSpec`]).
 //! [`Admin`] builds an [`AdminCommand`] for each thing an operator can do, runs the
 //! blast-radius simulation (`mesh::simulate`) on the current snapshot and returns a
 //! [`PendingAction`] to show the operator. Nothing leaves the deck until the
@@ -25,6 +27,10 @@ use crate::report::CommitReport;
 use crate::source::DeckSource;
 
 mod commit;
+mod verb;
+
+pub use verb::{AdminVerb, MAX_DURATION, PromptSpec, Target, TargetKind, parse_duration};
+use verb::{daemon_node, migration_source, ms};
 
 /// Prepares admin actions on a deck (see the module docs).
 #[derive(Clone, Copy)]
@@ -36,10 +42,6 @@ impl std::fmt::Debug for Admin<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin").field("operator", &self.source.operator()).finish()
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<'a> Admin<'a> {
@@ -101,25 +103,34 @@ impl<'a> Admin<'a> {
     /// ICE: restart one daemon now, on the node the snapshot places it.
     pub fn force_restart_daemon(&self, daemon: OriginHash) -> Result<PendingAction, DeckError> {
         let snapshot = self.source.current_snapshot();
-        let node = snapshot.daemon(daemon).ok_or(DeckError::UnknownDaemon(daemon))?.node;
+        let node = daemon_node(&snapshot, daemon)?;
         Ok(PendingAction::prepare(AdminCommand::ForceRestartDaemon { daemon, node }, &snapshot))
     }
 
     /// ICE: cancel a migration in flight (sent to its source node).
     pub fn kill_migration(&self, migration: MigrationId) -> Result<PendingAction, DeckError> {
         let snapshot = self.source.current_snapshot();
-        let node = snapshot
-            .migrations
-            .iter()
-            .find(|m| m.id == migration)
-            .ok_or(DeckError::UnknownMigration(migration))?
-            .source;
+        let node = migration_source(&snapshot, migration)?;
         Ok(PendingAction::prepare(AdminCommand::KillMigration { migration, node }, &snapshot))
     }
 
     /// ICE: forget every node's avoid list.
     pub fn flush_avoid_lists(&self) -> PendingAction {
         self.prepare(AdminCommand::FlushAvoidLists)
+    }
+
+    /// Prepares what an operator asked for: `verb` on `target`, with the
+    /// duration asked for if the verb has a prompt ([`AdminVerb::command`] says
+    /// what can be missing).
+    pub fn prepare_verb(
+        &self,
+        verb: AdminVerb,
+        target: Target,
+        duration: Option<Duration>,
+    ) -> Result<PendingAction, DeckError> {
+        let snapshot = self.source.current_snapshot();
+        let command = verb.command(target, duration, &snapshot)?;
+        Ok(PendingAction::prepare(command, &snapshot))
     }
 
     /// Signs and sends a reviewed action; returns every target's outcome.

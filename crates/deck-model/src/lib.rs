@@ -49,7 +49,7 @@ pub mod testkit;
 pub mod text;
 pub mod views;
 
-pub use admin::Admin;
+pub use admin::{Admin, AdminVerb, MAX_DURATION, PromptSpec, Target, TargetKind, parse_duration};
 pub use blobs::{BlobSource, StoreSource};
 pub use calls::CallTail;
 pub use client::DeckClient;

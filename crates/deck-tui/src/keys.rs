@@ -5,7 +5,7 @@
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use deck_model::{Msg, Tab};
+use deck_model::{AdminVerb, Msg, Tab};
 
 /// What a key asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,111 +40,6 @@ pub enum Action {
     Dismiss,
     /// Confirm the dialog.
     Confirm,
-}
-
-/// The admin commands the deck offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdminVerb {
-    /// Stop placing daemons on the node.
-    Cordon,
-    /// Undo a cordon (and end a drain).
-    Uncordon,
-    /// Drain the node within a window (asks for it).
-    Drain,
-    /// Put the node under maintenance (asks for an optional window).
-    MaintenanceOn,
-    /// End the node's maintenance.
-    MaintenanceOff,
-    /// Restart every daemon on the node.
-    RestartDaemons,
-    /// Forget the node's avoid list.
-    ClearAvoid,
-    /// ICE: freeze the cluster for a TTL (asks for it).
-    Freeze,
-    /// ICE: lift a freeze.
-    Thaw,
-    /// ICE: forget every node's avoid list.
-    FlushAvoid,
-    /// ICE: restart one daemon now.
-    ForceRestart,
-    /// ICE: abort a migration.
-    KillMigration,
-}
-
-/// What an admin verb acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetKind {
-    /// The selected node (or the open node page).
-    Node,
-    /// The whole cluster.
-    Cluster,
-    /// The selected daemon (or the open daemon page).
-    Daemon,
-    /// The selected migration.
-    Migration,
-}
-
-/// A duration the operator is asked for before the dialog opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PromptSpec {
-    /// What is asked.
-    pub label: &'static str,
-    /// Pre-filled answer.
-    pub default: &'static str,
-    /// Whether an empty answer (no duration) is allowed.
-    pub optional: bool,
-}
-
-impl AdminVerb {
-    /// Every verb.
-    pub const ALL: [AdminVerb; 12] = [
-        AdminVerb::Cordon,
-        AdminVerb::Uncordon,
-        AdminVerb::Drain,
-        AdminVerb::MaintenanceOn,
-        AdminVerb::MaintenanceOff,
-        AdminVerb::RestartDaemons,
-        AdminVerb::ClearAvoid,
-        AdminVerb::Freeze,
-        AdminVerb::Thaw,
-        AdminVerb::FlushAvoid,
-        AdminVerb::ForceRestart,
-        AdminVerb::KillMigration,
-    ];
-
-    /// What the verb acts on.
-    pub fn target(self) -> TargetKind {
-        match self {
-            AdminVerb::Cordon
-            | AdminVerb::Uncordon
-            | AdminVerb::Drain
-            | AdminVerb::MaintenanceOn
-            | AdminVerb::MaintenanceOff
-            | AdminVerb::RestartDaemons
-            | AdminVerb::ClearAvoid => TargetKind::Node,
-            AdminVerb::Freeze | AdminVerb::Thaw | AdminVerb::FlushAvoid => TargetKind::Cluster,
-            AdminVerb::ForceRestart => TargetKind::Daemon,
-            AdminVerb::KillMigration => TargetKind::Migration,
-        }
-    }
-
-    /// The duration to ask for first, if any.
-    pub fn prompt(self) -> Option<PromptSpec> {
-        match self {
-            AdminVerb::Drain => {
-                Some(PromptSpec { label: "drain window", default: "30s", optional: false })
-            }
-            AdminVerb::MaintenanceOn => Some(PromptSpec {
-                label: "maintenance window (empty: until ended)",
-                default: "",
-                optional: true,
-            }),
-            AdminVerb::Freeze => {
-                Some(PromptSpec { label: "freeze for", default: "5m", optional: false })
-            }
-            _ => None,
-        }
-    }
 }
 
 /// The deck's input modes.
@@ -545,6 +440,7 @@ mod tests {
     #[test]
     fn every_admin_verb_has_a_key_on_the_tab_of_its_target() {
         use AdminVerb::*;
+        use deck_model::TargetKind;
         for verb in AdminVerb::ALL {
             let b = KEYMAP
                 .iter()

@@ -11,18 +11,18 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use crossterm::event::{self, Event};
 use deck_model::{
-    Admin, CommitReport, DeckClient, DeckData, DeckError, DeckSource, Msg, PendingAction,
-    REFRESH_INTERVAL, View, headless, summarize, update, views,
+    Admin, CommitReport, DeckClient, DeckData, DeckError, DeckSource, Msg, REFRESH_INTERVAL, View,
+    headless, summarize, update, views,
 };
 use mesh::{ClusterKey, MeshConfig, MeshNode};
 use mesh_auth::{EntityKeypair, OperatorIdentity};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
 
-use crate::app::{App, Effect, Settings, Target};
+use crate::app::{App, Effect, Settings};
 use crate::bookmarks::{self, Bookmark, Bookmarks};
 use crate::cli::{BookmarkCommand, Cli, CliCommand};
-use crate::keys::{self, AdminVerb};
+use crate::keys;
 use crate::render;
 use crate::term::{self, Tui};
 
@@ -658,42 +658,6 @@ async fn ui(
     })
 }
 
-/// Prepares the pending action for `verb` on `target`.
-pub fn prepare_admin(
-    admin: Admin<'_>,
-    verb: AdminVerb,
-    target: Target,
-    duration: Option<Duration>,
-) -> Result<PendingAction, String> {
-    let needs = |what: &str| format!("{verb:?} needs {what}");
-    let node = match target {
-        Target::Node(n) => Some(n),
-        _ => None,
-    };
-    let node = || node.ok_or_else(|| needs("a node"));
-    let duration = || duration.ok_or_else(|| needs("a duration"));
-    Ok(match verb {
-        AdminVerb::Cordon => admin.cordon(node()?),
-        AdminVerb::Uncordon => admin.uncordon(node()?),
-        AdminVerb::Drain => admin.drain(node()?, duration()?),
-        AdminVerb::MaintenanceOn => admin.maintenance_on(node()?, duration().ok()),
-        AdminVerb::MaintenanceOff => admin.maintenance_off(node()?),
-        AdminVerb::RestartDaemons => admin.restart_daemons(node()?),
-        AdminVerb::ClearAvoid => admin.clear_avoid_list(node()?),
-        AdminVerb::Freeze => admin.freeze(duration()?),
-        AdminVerb::Thaw => admin.thaw(),
-        AdminVerb::FlushAvoid => admin.flush_avoid_lists(),
-        AdminVerb::ForceRestart => match target {
-            Target::Daemon(d) => admin.force_restart_daemon(d).map_err(|e| e.to_string())?,
-            _ => return Err(needs("a daemon")),
-        },
-        AdminVerb::KillMigration => match target {
-            Target::Migration(m) => admin.kill_migration(m).map_err(|e| e.to_string())?,
-            _ => return Err(needs("a migration")),
-        },
-    })
-}
-
 /// Runs an effect; a commit comes back as a future for the loop to drive.
 fn run_effect<'a>(
     app: &mut App,
@@ -702,12 +666,13 @@ fn run_effect<'a>(
 ) -> Pending<'a, Result<CommitReport, DeckError>> {
     let admin = Admin::new(source);
     match effect {
-        Effect::Prepare(verb, target, duration) => {
-            match prepare_admin(admin, verb, target, duration) {
-                Ok(pending) => app.ask(pending),
-                Err(e) => app.toast(deck_model::Cell::new(e).styled(deck_model::Style::Err)),
+        Effect::Prepare(verb, target, duration) => match admin.prepare_verb(verb, target, duration)
+        {
+            Ok(pending) => app.ask(pending),
+            Err(e) => {
+                app.toast(deck_model::Cell::new(e.to_string()).styled(deck_model::Style::Err))
             }
-        }
+        },
         Effect::Commit => {
             let pending = app.pending.clone()?;
             tracing::info!(command = ?pending.command, targets = pending.targets.len(), "sending");
@@ -733,8 +698,7 @@ fn run_effect<'a>(
             ),
         },
         Effect::Export => {
-            let tab = app.state.tab().title().to_ascii_lowercase().replace('.', "");
-            let path = format!("deck-{tab}-{}.csv", mesh_auth::unix_now_ms());
+            let path = deck_model::export::file_name(app.state.tab(), mesh_auth::unix_now_ms());
             let result = deck_model::export_view(&source.data(), &app.state, path.as_ref());
             app.toast(match result {
                 Ok(n) => deck_model::Cell::new(format!("exported {n} rows to {path}"))

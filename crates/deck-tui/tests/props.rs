@@ -2,8 +2,8 @@
 //! without panicking, and the model's invariants hold after every key.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use deck_model::{DeckData, PendingAction, testkit};
-use deck_tui::app::{App, Effect, Settings, Target};
+use deck_model::{DeckData, PendingAction, Target, testkit};
+use deck_tui::app::{App, Effect, Settings};
 use deck_tui::keys::{self, Action, Mode};
 use deck_tui::{render, run};
 use proptest::prelude::*;

@@ -1,8 +1,8 @@
 //! Screens drawn into ratatui's `TestBackend` from deterministic test data and
 //! compared with insta snapshots; tiny sizes must not panic.
 
-use deck_model::{DeckData, Msg, PendingAction, Tab, testkit, update};
-use deck_tui::app::{App, Settings, Target};
+use deck_model::{DeckData, Msg, PendingAction, Tab, Target, TargetKind, testkit, update};
+use deck_tui::app::{App, Settings};
 use deck_tui::keys::{Action, Mode};
 use deck_tui::render;
 use deck_tui::run::prepare;
@@ -83,7 +83,7 @@ fn daemon_detail() {
         screen(&data, &mut app, w, h);
         app.apply(Action::Msg(Msg::Down));
         app.apply(Action::Msg(Msg::Open));
-        assert!(app.target_daemon().is_some());
+        assert!(TargetKind::Daemon.selected(&app.state).is_some());
         let term = screen(&data, &mut app, w, h);
         insta::assert_snapshot!(format!("daemon_detail_{w}x{h}"), term.backend());
     }
@@ -125,7 +125,7 @@ fn report(data: &DeckData) -> deck_model::CommitReport {
 
 #[test]
 fn prompt_sending_and_result_dialogs() {
-    use deck_tui::keys::AdminVerb;
+    use deck_model::AdminVerb;
     let data = data();
     let mut app = on(Tab::Nodes);
     screen(&data, &mut app, 80, 24);
@@ -226,7 +226,9 @@ fn confirm_dialog() {
     let data = data();
     let mut app = on(Tab::Nodes);
     screen(&data, &mut app, 80, 24);
-    let node = app.target_node().expect("a node is selected");
+    let Some(Target::Node(node)) = TargetKind::Node.selected(&app.state) else {
+        panic!("a node is selected")
+    };
     let pending = PendingAction::prepare(mesh::AdminCommand::Cordon { node }, &data.snapshot);
     app.ask(pending);
     assert_eq!(app.mode, Mode::Confirm);
