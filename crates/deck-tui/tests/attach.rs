@@ -103,7 +103,7 @@ async fn attached_commands_are_verified_by_the_target_process() {
     let fx = Fixture::new(meshd_bin());
     let nodes = fx.cluster(3);
     let addr = nodes[0].addr.to_string();
-    let node = deck_tui::run::attach_node(&addr, &fx.cluster_key, Duration::from_secs(20))
+    let node = deck_tui::session::attach_node(&addr, &fx.cluster_key, Duration::from_secs(20))
         .await
         .expect("attach");
     let load =

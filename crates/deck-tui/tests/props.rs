@@ -5,7 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use deck_model::{DeckData, PendingAction, Target, testkit};
 use deck_tui::app::{App, Effect, Settings};
 use deck_tui::keys::{self, Action, Mode};
-use deck_tui::{render, run};
+use deck_tui::{render, ui};
 use proptest::prelude::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -18,7 +18,7 @@ fn data() -> &'static DeckData {
 
 fn draw(app: &mut App, w: u16, h: u16) {
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("backend");
-    let (view, status) = run::prepare(data(), app, w, h);
+    let (view, status) = ui::prepare(data(), app, w, h);
     term.draw(|f| render::draw(f, app, &view, &status)).expect("draw");
 }
 

@@ -5,7 +5,7 @@ use deck_model::{DeckData, Msg, PendingAction, Tab, Target, TargetKind, testkit,
 use deck_tui::app::{App, Settings};
 use deck_tui::keys::{Action, Mode};
 use deck_tui::render;
-use deck_tui::run::prepare;
+use deck_tui::ui::prepare;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
