@@ -282,7 +282,7 @@ impl App {
                 } else {
                     self.help_scroll.saturating_add(d.unsigned_abs())
                 }
-                .min(crate::keys::KEYMAP.len());
+                .min(crate::keys::help_bindings().count());
             }
             Action::Dismiss => {
                 self.pending = None;
@@ -444,7 +444,7 @@ mod tests {
         app.apply(Action::HelpScroll(-5));
         assert_eq!(app.help_scroll, 0);
         app.apply(Action::HelpScroll(isize::MAX));
-        assert_eq!(app.help_scroll, crate::keys::KEYMAP.len());
+        assert_eq!(app.help_scroll, crate::keys::help_bindings().count());
         app.apply(Action::Dismiss);
         assert_eq!(app.mode, Mode::Normal);
     }

@@ -22,12 +22,12 @@ fn draw(app: &mut App, w: u16, h: u16) {
     term.draw(|f| render::draw(f, app, &view, &status)).expect("draw");
 }
 
-/// Keys worth pressing: every key of the keymap, plus text, dialog and
-/// navigation keys, with and without Ctrl.
+/// Keys worth pressing: every key of the keymap (of every mode), plus text,
+/// dialog and navigation keys, with and without Ctrl.
 fn key() -> impl Strategy<Value = KeyEvent> {
     let codes: Vec<KeyCode> = keys::KEYMAP
         .iter()
-        .map(|b| b.code)
+        .map(|b| b.key.code())
         .chain([
             KeyCode::Char('y'),
             KeyCode::Char('n'),
