@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use deck_model::{DeckClient, DeckData, DeckSource, headless};
+use deck_model::headless::{self, Readiness, Ready};
+use deck_model::{DeckClient, DeckSource};
 use mesh::{ClusterKey, MeshConfig, MeshNode};
 use mesh_auth::{EntityKeypair, OperatorIdentity};
 use tokio::time::{Instant, sleep, timeout_at};
@@ -148,11 +149,11 @@ impl Session {
     }
 
     /// What `--once` waits for before printing.
-    fn readiness(&self) -> Ready {
+    fn readiness(&self) -> Readiness {
         match self {
-            Session::Demo(demo) => Ready::Nodes(demo.nodes().count()),
-            Session::Node { attached: false, .. } => Ready::Nodes(1),
-            Session::Node { attached: true, .. } => Ready::Settled,
+            Session::Demo(demo) => Readiness::new(Ready::Nodes(demo.nodes().count())),
+            Session::Node { attached: false, .. } => Readiness::new(Ready::Nodes(1)),
+            Session::Node { attached: true, .. } => Readiness::new(Ready::Settled),
         }
     }
 
@@ -239,54 +240,6 @@ pub(crate) fn hint(place: &Place) -> Option<String> {
     }
 }
 
-/// What `--once` waits for.
-#[derive(Clone, Copy, Debug)]
-enum Ready {
-    /// This many nodes (this one included), and some logs and calls if more than one.
-    Nodes(usize),
-    /// Attached: every cluster node that is up read once, and the set of
-    /// members that are up unchanged for [`SETTLE`] (the attach node's first
-    /// push-pull brings the whole member list, dead and departed ones
-    /// included, which are listed but not read).
-    Settled,
-}
-
-/// How long an attached `--once` waits for the membership to stop changing.
-pub const SETTLE: Duration = Duration::from_millis(2_500);
-
-fn ready(
-    data: &DeckData,
-    want: Ready,
-    last_members: &mut Option<(Vec<mesh::NodeId>, Instant)>,
-) -> bool {
-    match want {
-        Ready::Nodes(nodes) => {
-            let all_peers = data.snapshot.peers.len() + 1 >= nodes;
-            all_peers && (nodes <= 1 || (!data.logs.is_empty() && !data.calls.is_empty()))
-        }
-        Ready::Settled => {
-            // Members that are up (suspect ones included: they are shown as
-            // such); unreachable and departed ones are listed, not read.
-            let members: Vec<mesh::NodeId> = data
-                .snapshot
-                .cluster_nodes()
-                .filter(|n| data.snapshot.peer(*n).is_none_or(|p| !p.info.health.is_unreachable()))
-                .collect();
-            let read =
-                members.iter().all(|n| data.streams.get(n).is_some_and(|s| s.last_ok_ms.is_some()));
-            let now = Instant::now();
-            let since = match last_members {
-                Some((m, since)) if *m == members => *since,
-                _ => {
-                    *last_members = Some((members.clone(), now));
-                    now
-                }
-            };
-            !members.is_empty() && read && now.duration_since(since) >= SETTLE
-        }
-    }
-}
-
 /// `--once`: starts a session on `place`, waits until its deck sees the
 /// cluster (see [`Ready`]), stops it and returns the state as JSON.
 pub(crate) async fn once(
@@ -304,13 +257,12 @@ pub(crate) async fn once(
 /// as JSON.
 async fn wait_and_read(
     deck: &dyn DeckSource,
-    want: Ready,
+    mut ready: Readiness,
     deadline: Instant,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut last_members = None;
     loop {
         let _ = timeout_at(deadline, deck.refresh()).await;
-        if ready(&deck.data(), want, &mut last_members) {
+        if ready.check(&deck.data(), std::time::Instant::now()) {
             return Ok(headless::snapshot_json(deck));
         }
         if Instant::now() >= deadline {
