@@ -196,32 +196,39 @@ impl CommitReport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn report_summaries_name_the_first_rejection() {
-        let report = CommitReport {
-            verb: "cordon",
-            target: "node:0x01".into(),
+    /// A report of `verb` on `target` with one outcome per result, on nodes 1, 2, ...
+    fn report(verb: &'static str, target: String, results: Vec<NodeResult>) -> CommitReport {
+        let outcomes = (1..)
+            .zip(results)
+            .map(|(node, result)| NodeOutcome { node: NodeId(node), result })
+            .collect();
+        CommitReport {
+            verb,
+            target,
             payload_digest: [0; 32],
             signers: vec![],
             sent_at_ms: 0,
-            outcomes: vec![
-                NodeOutcome {
-                    node: NodeId(1),
-                    result: NodeResult::Delivered(AdminOutcome::Accepted {
-                        audit_seq: 0,
-                        effect: "cordoned".into(),
-                    }),
-                },
-                NodeOutcome {
-                    node: NodeId(2),
-                    result: NodeResult::Delivered(AdminOutcome::Rejected {
-                        code: "not_authorized".into(),
-                        reason: "no registered operator signed".into(),
-                        audit_seq: Some(3),
-                    }),
-                },
+            outcomes,
+        }
+    }
+
+    #[test]
+    fn report_summaries_name_the_first_rejection() {
+        let report = report(
+            "cordon",
+            "node:0x01".into(),
+            vec![
+                NodeResult::Delivered(AdminOutcome::Accepted {
+                    audit_seq: 0,
+                    effect: "cordoned".into(),
+                }),
+                NodeResult::Delivered(AdminOutcome::Rejected {
+                    code: "not_authorized".into(),
+                    reason: "no registered operator signed".into(),
+                    audit_seq: Some(3),
+                }),
             ],
-        };
+        );
         assert!(!report.all_accepted());
         let lines: Vec<String> = report.lines().into_iter().map(|c| c.text).collect();
         assert_eq!(lines[0], "cordon node:0x01: accepted by 1/2");
@@ -236,31 +243,22 @@ mod tests {
     fn report_lines_escape_what_nodes_said() {
         let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}txt.exe\u{2066}\n\rok";
         let long = "x".repeat(10_000);
-        let report = CommitReport {
-            verb: "freeze",
-            target: format!("cluster/{hostile}"),
-            payload_digest: [0; 32],
-            signers: vec![],
-            sent_at_ms: 0,
-            outcomes: vec![
-                NodeOutcome {
-                    node: NodeId(1),
-                    result: NodeResult::Delivered(AdminOutcome::Accepted {
-                        audit_seq: 1,
-                        effect: hostile.into(),
-                    }),
-                },
-                NodeOutcome {
-                    node: NodeId(2),
-                    result: NodeResult::Delivered(AdminOutcome::Rejected {
-                        code: hostile.into(),
-                        reason: format!("{hostile}{long}"),
-                        audit_seq: None,
-                    }),
-                },
-                NodeOutcome { node: NodeId(3), result: NodeResult::NotDelivered(hostile.into()) },
+        let report = report(
+            "freeze",
+            format!("cluster/{hostile}"),
+            vec![
+                NodeResult::Delivered(AdminOutcome::Accepted {
+                    audit_seq: 1,
+                    effect: hostile.into(),
+                }),
+                NodeResult::Delivered(AdminOutcome::Rejected {
+                    code: hostile.into(),
+                    reason: format!("{hostile}{long}"),
+                    audit_seq: None,
+                }),
+                NodeResult::NotDelivered(hostile.into()),
             ],
-        };
+        );
         let mut shown: Vec<String> = report.lines().into_iter().map(|c| c.text).collect();
         shown.push(report.summary());
         for line in &shown {
