@@ -1,121 +1,31 @@
-//! [`DeckSource`] (what views and admin actions need from a cluster) and
-//! [`DeckClient`], the in-process source built on a [`MeshNode`].
+//! [`DeckClient`], the in-process [`DeckSource`] built on a [`MeshNode`].
 //!
 //! A deck reads the snapshot of the node it sits on (the cluster-wide fold) and,
 //! on every [`DeckSource::refresh`], pulls new pages of every node's log, failure
 //! and audit streams (`since(seq)` with a cursor per node and stream, locally or
 //! through `mesh_rpc::node_services` on other nodes), the RPC calls its observers
-//! saw, and the inventories of its blob adapters, into bounded merged tails.
-//!
-//! # How often to refresh
-//!
-//! Call `refresh()` about every 500 ms while the deck is shown (at most one in
-//! flight) and right after an admin action; call the cheap, local
-//! [`DeckSource::sync_snapshot`] whenever the snapshot watch
-//! ([`DeckSource::snapshot_changes`]) fires. A refresh asks each reachable node
-//! for the first page of all three streams in one RPC (`streams.since`; further
-//! pages only when there is a backlog; nothing is fetched twice) and returns within the poll
-//! deadline even when a node does not answer. Redraw when [`DeckSource::changes`]
-//! moves. Remote nodes must serve `mesh_rpc::node_services` for their streams to
-//! be read; a node that does not shows its read error on NODES and its detail
-//! page.
-//!
-//! A remote deck (over mesh-rpc from another process) implements the same trait;
-//! views and the admin flow take `&dyn DeckSource` and do not change.
+//! saw, and the inventories of its blob adapters, into bounded merged tails
+//! (see [`crate::source`] for how often to refresh). Admin envelopes go to their
+//! node with `admin.commit` (`mesh_rpc::node_services::commit`).
 
-use std::future::Future;
-use std::ops::Deref;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mesh::{MeshHandle, MeshNode, MeshSnapshot, NodeId};
-use mesh_auth::{OperatorId, OperatorIdentity};
+use mesh_auth::{OperatorId, OperatorIdentity, SignedEnvelope};
 use mesh_rpc::{CallOptions, ObserverId, Rpc, RpcObserver};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
-use serde::Serialize;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::admin::{Admin, CommitReport, NodeOutcome, NodeResult, PendingAction, sign};
+use crate::admin::Admin;
 use crate::blobs::BlobSource;
 use crate::calls::CallTail;
 use crate::config::DeckConfig;
 use crate::data::DeckData;
 use crate::error::DeckError;
+use crate::report::{CommitReport, NodeResult};
+use crate::source::{BoxFuture, DataRef, DeckSource, RefreshReport};
 
 mod poll;
-
-/// A boxed future, so [`DeckSource`] can be used as a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A read lock on a source's [`DeckData`]; hold it only while building views.
-pub struct DataRef<'a>(RwLockReadGuard<'a, DeckData>);
-
-impl DataRef<'_> {
-    /// Wraps a read guard (for other [`DeckSource`] implementations).
-    pub fn new(guard: RwLockReadGuard<'_, DeckData>) -> DataRef<'_> {
-        DataRef(guard)
-    }
-}
-
-impl Deref for DataRef<'_> {
-    type Target = DeckData;
-    fn deref(&self) -> &DeckData {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for DataRef<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataRef").field("generation", &self.0.generation).finish()
-    }
-}
-
-/// What one refresh brought.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RefreshReport {
-    /// New log lines.
-    pub logs: usize,
-    /// New failure records.
-    pub failures: usize,
-    /// New audit entries.
-    pub audit: usize,
-    /// New call records.
-    pub calls: usize,
-    /// Nodes read from.
-    pub nodes: usize,
-    /// Nodes that could not be read, with the reason.
-    pub errors: Vec<(NodeId, String)>,
-    /// Whether anything changed (the change counter moved).
-    pub changed: bool,
-}
-
-/// Where a deck gets its data and sends its commands.
-pub trait DeckSource: Send + Sync {
-    /// The operator signing commands.
-    fn operator(&self) -> OperatorId;
-    /// The node the deck reads through.
-    fn node_id(&self) -> NodeId;
-    /// The data views are built from.
-    fn data(&self) -> DataRef<'_>;
-    /// The freshest snapshot (admin simulations run on it).
-    fn current_snapshot(&self) -> Arc<MeshSnapshot>;
-    /// A counter that moves whenever the data changed (redraw then).
-    fn changes(&self) -> watch::Receiver<u64>;
-    /// Fires when the cluster snapshot changes (refresh then).
-    fn snapshot_changes(&self) -> watch::Receiver<Arc<MeshSnapshot>>;
-    /// Pulls what is new (see the module docs for how often).
-    fn refresh(&self) -> BoxFuture<'_, RefreshReport>;
-    /// Takes the freshest snapshot into the data without reading any stream:
-    /// cheap and local, for every snapshot change (streams are read by
-    /// [`DeckSource::refresh`] on its own cadence). True when the data changed.
-    fn sync_snapshot(&self) -> bool;
-    /// Signs and sends a reviewed action (use [`Admin::confirm`]).
-    fn commit<'a>(
-        &'a self,
-        pending: &'a PendingAction,
-    ) -> BoxFuture<'a, Result<CommitReport, DeckError>>;
-}
 
 /// The in-process deck: reads and commands the cluster through one [`MeshNode`].
 pub struct DeckClient {
@@ -250,81 +160,13 @@ impl DeckClient {
         self.blobs.read().len()
     }
 
-    fn bump(&self) -> u64 {
+    fn bump(&self) {
         let mut data = self.data.write();
         data.generation += 1;
         let g = data.generation;
         drop(data);
         self.changes.send_replace(g);
-        g
     }
-
-    async fn do_commit(&self, pending: &PendingAction) -> Result<CommitReport, DeckError> {
-        let snapshot = self.mesh.snapshot();
-        let fresh = PendingAction::prepare(pending.command.clone(), &snapshot);
-        if fresh.digest != pending.digest {
-            let mut fresh = fresh;
-            fresh.cosigners = pending.cosigners.clone();
-            return Err(DeckError::BlastRadiusChanged { fresh: Box::new(fresh) });
-        }
-        let mut signers: Vec<&OperatorIdentity> = self.signers.iter().collect();
-        for c in &pending.cosigners {
-            if !signers.iter().any(|s| s.public() == c.public()) {
-                signers.push(c);
-            }
-        }
-        let options = CallOptions::default().deadline(self.config.commit_deadline);
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, node) in pending.targets.iter().copied().enumerate() {
-            // One envelope per node, each with its own nonce.
-            let Some(envelope) = sign(&signers, &pending.command, pending.digest) else {
-                continue;
-            };
-            let rpc = self.rpc.clone();
-            let options = options.clone();
-            tasks.spawn(async move {
-                let result =
-                    match mesh_rpc::node_services::commit(&rpc, node, &envelope, options).await {
-                        Ok(outcome) => NodeResult::from(outcome),
-                        Err(e) => NodeResult::NotDelivered { error: e.to_string() },
-                    };
-                (i, NodeOutcome { node, result })
-            });
-        }
-        let mut outcomes: Vec<(usize, NodeOutcome)> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(o) => outcomes.push(o),
-                Err(e) => tracing::error!(error = %e, "admin commit task failed"),
-            }
-        }
-        outcomes.sort_by_key(|(i, _)| *i);
-        let report = CommitReport {
-            verb: pending.command.verb(),
-            target: pending.command.target(),
-            payload_digest: payload_digest(&pending.command),
-            signers: signers.iter().map(|s| s.operator_id()).collect(),
-            sent_at_ms: mesh_auth::unix_now_ms(),
-            outcomes: outcomes.into_iter().map(|(_, o)| o).collect(),
-        };
-        tracing::info!(summary = %report.summary(), "admin action");
-        {
-            let mut data = self.data.write();
-            if data.actions.len() >= self.config.action_tail.max(1) {
-                data.actions.pop_front();
-            }
-            data.actions.push_back(report.clone());
-        }
-        self.bump();
-        Ok(report)
-    }
-}
-
-/// The payload digest audit records carry for `command`.
-fn payload_digest(command: &mesh::AdminCommand) -> [u8; 32] {
-    mesh_auth::EnvelopeDraft::new(command.class(), command.target(), command.to_payload())
-        .finish()
-        .payload_digest()
 }
 
 impl Drop for DeckClient {
@@ -345,7 +187,7 @@ impl DeckSource for DeckClient {
     }
 
     fn data(&self) -> DataRef<'_> {
-        DataRef(self.data.read())
+        DataRef::new(self.data.read())
     }
 
     fn current_snapshot(&self) -> Arc<MeshSnapshot> {
@@ -379,13 +221,29 @@ impl DeckSource for DeckClient {
         true
     }
 
-    fn commit<'a>(
-        &'a self,
-        pending: &'a PendingAction,
-    ) -> BoxFuture<'a, Result<CommitReport, DeckError>> {
-        Box::pin(self.do_commit(pending))
+    fn signers(&self) -> &[OperatorIdentity] {
+        &self.signers
+    }
+
+    fn deliver(&self, node: NodeId, envelope: SignedEnvelope) -> BoxFuture<'static, NodeResult> {
+        let rpc = self.rpc.clone();
+        let options = CallOptions::default().deadline(self.config.commit_deadline);
+        Box::pin(async move {
+            match mesh_rpc::node_services::commit(&rpc, node, &envelope, options).await {
+                Ok(outcome) => NodeResult::Delivered(outcome),
+                Err(e) => NodeResult::NotDelivered(e.to_string()),
+            }
+        })
+    }
+
+    fn record(&self, report: CommitReport) {
+        {
+            let mut data = self.data.write();
+            if data.actions.len() >= self.config.action_tail.max(1) {
+                data.actions.pop_front();
+            }
+            data.actions.push_back(report);
+        }
+        self.bump();
     }
 }
-
-/// How long to wait between refreshes when nothing else prompts one.
-pub const REFRESH_INTERVAL: Duration = Duration::from_millis(500);

@@ -14,11 +14,11 @@ use mesh_rpc::{CallRecord, Side};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::admin::CommitReport;
 use crate::config::DeckConfig;
+use crate::memo::LogCache;
+use crate::report::CommitReport;
 use crate::state::Watermarks;
 use crate::tail::Tail;
-use crate::views::logs::LogCache;
 
 /// Which end of an RPC call a record comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use mesh::{MigrationId, OriginHash};
 use mesh_rpc::RpcError;
 
-use crate::admin::PendingAction;
+use crate::pending::PendingAction;
 
 /// What can go wrong in the deck model.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,16 @@ pub enum DeckError {
     BlastRadiusChanged {
         /// The action prepared again on the current snapshot.
         fresh: Box<PendingAction>,
+    },
+    /// An admin verb was given no target of its kind, or no duration where it
+    /// needs one (what it needs: `a node`, `a duration`, ...).
+    #[error("the command needs {0}")]
+    Incomplete(&'static str),
+    /// A duration as typed could not be read.
+    #[error("{reason}")]
+    BadDuration {
+        /// Why, in words (`unknown unit "y" (use ms, s, m, h or d)`).
+        reason: String,
     },
     /// No daemon with this id is in the snapshot.
     #[error("daemon {0} is not in the current snapshot")]

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::data::DeckData;
 use crate::error::DeckError;
-use crate::state::ViewState;
+use crate::state::{Tab, ViewState};
 use crate::table::Table;
 use crate::views;
 
@@ -103,9 +103,23 @@ pub fn export_view(data: &DeckData, state: &ViewState, path: &Path) -> Result<us
     export_table(&view.table, path, ExportFormat::for_path(path))
 }
 
+/// The file a front end exports `tab` to at `now_ms` (ms since the Unix
+/// epoch): `deck-<tab>-<now_ms>.csv`, the tab's title in lower case without dots
+/// (`deck-netmap-1800000000000.csv`).
+pub fn file_name(tab: Tab, now_ms: u64) -> String {
+    let tab = tab.title().to_ascii_lowercase().replace('.', "");
+    format!("deck-{tab}-{now_ms}.csv")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_name_the_tab() {
+        assert_eq!(file_name(Tab::NetMap, 7), "deck-netmap-7.csv");
+        assert_eq!(ExportFormat::for_path(file_name(Tab::Logs, 1).as_ref()), ExportFormat::Csv);
+    }
 
     #[test]
     fn csv_quoting_and_formula_guard() {

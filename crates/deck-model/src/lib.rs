@@ -38,6 +38,10 @@ pub mod export;
 pub mod fmt;
 pub mod headless;
 pub mod lineage;
+mod memo;
+mod pending;
+mod report;
+mod source;
 mod state;
 mod summary;
 pub mod table;
@@ -46,10 +50,10 @@ pub mod testkit;
 pub mod text;
 pub mod views;
 
-pub use admin::{Admin, CommitReport, NodeOutcome, NodeResult, PendingAction};
+pub use admin::{Admin, AdminVerb, MAX_DURATION, PromptSpec, Target, TargetKind, parse_duration};
 pub use blobs::{BlobSource, StoreSource};
 pub use calls::CallTail;
-pub use client::{BoxFuture, DataRef, DeckClient, DeckSource, REFRESH_INTERVAL, RefreshReport};
+pub use client::DeckClient;
 pub use config::{
     DEFAULT_ACTION_TAIL, DEFAULT_AUDIT_TAIL, DEFAULT_CALL_TAIL, DEFAULT_FAILURE_TAIL,
     DEFAULT_LOG_TAIL, DeckConfig,
@@ -60,6 +64,9 @@ pub use data::{
 };
 pub use error::DeckError;
 pub use export::{ExportFormat, export_table, export_view};
+pub use pending::PendingAction;
+pub use report::{CommitReport, NodeOutcome, NodeResult};
+pub use source::{BoxFuture, DataRef, DeckSource, REFRESH_INTERVAL, RefreshReport};
 pub use state::{Detail, Msg, Tab, TableState, ViewState, Watermarks, update};
 pub use summary::{Summary, summarize};
 pub use table::{Align, Cell, Column, Row, RowId, SortDir, SortSpec, SortValue, Style, Table};

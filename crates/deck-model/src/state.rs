@@ -1,7 +1,7 @@
 //! View state and its update function (the Elm architecture's model and update).
 //!
 //! The terminal turns key events into [`Msg`]s and calls [`update`]; it then builds
-//! the visible [`crate::View`] with [`crate::views::build`] (a pure function of the
+//! the visible [`View`] with [`crate::views::build`] (a pure function of the
 //! data and this state) and hands the view back with [`ViewState::observe`], which
 //! records what the operator now sees: the selected row's id, its position, the
 //! scroll offset and the ids of the visible window. Keeping the selection as a
@@ -15,7 +15,7 @@
 use mesh::{LogLevel, NodeId, OriginHash};
 use serde::Serialize;
 
-use crate::table::{RowId, SortDir, SortSpec, Table};
+use crate::table::{Cell, RowId, SortDir, SortSpec, Table};
 use crate::text;
 
 /// The deck's tabs, in display order.
@@ -427,7 +427,7 @@ impl ViewState {
     ///
     /// A detail page whose node or daemon vanished is closed here (the view
     /// built for it showed the tab instead).
-    pub fn observe(&mut self, view: &crate::View) {
+    pub fn observe(&mut self, view: &View) {
         self.marks = view.marks;
         if view.detail.is_some() {
             self.detail_table.observe(&view.table);
@@ -436,6 +436,35 @@ impl ViewState {
             self.tables[view.tab.index()].observe(&view.table);
         }
     }
+}
+
+/// A second, smaller table shown beside the main one (per-service figures on
+/// NRPC, a node's daemons or a daemon's log lines on detail pages).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Aside {
+    /// Its title.
+    pub title: String,
+    /// Its rows (all of them; asides are small).
+    pub table: Table,
+}
+
+/// What one tab or detail page shows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct View {
+    /// The tab (for a detail page: the tab it was opened from).
+    pub tab: Tab,
+    /// The detail page shown, if any.
+    pub detail: Option<Detail>,
+    /// A title line (`DAEMONS 18/18`, `NODE 0x...`).
+    pub title: String,
+    /// The main table.
+    pub table: Table,
+    /// A second table, if the page has one.
+    pub aside: Option<Aside>,
+    /// Something the operator should know about this page (paused, gone, errors).
+    pub notice: Option<Cell>,
+    /// How far every tail had got (a pause freezes these).
+    pub marks: Watermarks,
 }
 
 /// Applies one message to the state.

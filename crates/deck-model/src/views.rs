@@ -11,12 +11,11 @@
 //! LOGS tab never re-sorts or re-scans 100 000 lines per frame; the result is the
 //! same as a full recomputation.
 
-use serde::Serialize;
-
 use crate::data::DeckData;
 use crate::engine::Window;
+pub use crate::state::{Aside, View};
 use crate::state::{Detail, Tab, TableState, ViewState, Watermarks};
-use crate::table::{Cell, Style, Table};
+use crate::table::{Cell, Style};
 
 mod audit;
 mod blobs;
@@ -31,35 +30,6 @@ pub(crate) mod migrations;
 mod netmap;
 mod nodes;
 pub(crate) mod nrpc;
-
-/// A second, smaller table shown beside the main one (per-service figures on
-/// NRPC, a node's daemons or a daemon's log lines on detail pages).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Aside {
-    /// Its title.
-    pub title: String,
-    /// Its rows (all of them; asides are small).
-    pub table: Table,
-}
-
-/// What one tab or detail page shows.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct View {
-    /// The tab (for a detail page: the tab it was opened from).
-    pub tab: Tab,
-    /// The detail page shown, if any.
-    pub detail: Option<Detail>,
-    /// A title line (`DAEMONS 18/18`, `NODE 0x...`).
-    pub title: String,
-    /// The main table.
-    pub table: Table,
-    /// A second table, if the page has one.
-    pub aside: Option<Aside>,
-    /// Something the operator should know about this page (paused, gone, errors).
-    pub notice: Option<Cell>,
-    /// How far every tail had got (a pause freezes these).
-    pub marks: Watermarks,
-}
 
 /// What a tab builder needs.
 pub(crate) struct Ctx<'a> {

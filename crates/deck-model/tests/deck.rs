@@ -14,7 +14,7 @@ use deck_model::{
     DeckClient, DeckData, DeckSource, NodeResult, Tab, Table, ViewState, headless, summarize, views,
 };
 use mesh::testing::Cluster;
-use mesh::{ClusterKey, EntityKeypair, LogLevel, MeshConfig, MeshEvent, NodeId};
+use mesh::{AdminOutcome, ClusterKey, EntityKeypair, LogLevel, MeshConfig, MeshEvent, NodeId};
 use mesh_auth::{AdminVerifier, OperatorIdentity, OperatorRegistry, VerifierConfig};
 use mesh_blobs::{BlobStore, MemLog, MeshBlobAdapter, StoreConfig};
 use mesh_rpc::Rpc;
@@ -197,7 +197,7 @@ async fn admin_actions_through_the_deck_are_signed_verified_and_visible() {
     let report = stranger.admin().confirm(&stranger.admin().cordon(victim)).await.unwrap();
     assert!(!report.all_accepted());
     match &report.outcomes[0].result {
-        NodeResult::Rejected { code, reason, audit_seq } => {
+        NodeResult::Delivered(AdminOutcome::Rejected { code, reason, audit_seq }) => {
             assert_eq!(code, "not_authorized");
             assert!(!reason.is_empty());
             // No registered operator signed it: refused and counted, but not
@@ -225,7 +225,7 @@ async fn admin_actions_through_the_deck_are_signed_verified_and_visible() {
     let report = deck.admin().confirm(&deck.admin().uncordon(target)).await.unwrap();
     assert_eq!(
         match &report.outcomes[0].result {
-            NodeResult::Rejected { code, .. } => code.as_str(),
+            NodeResult::Delivered(AdminOutcome::Rejected { code, .. }) => code.as_str(),
             _ => "accepted",
         },
         "frozen"
@@ -358,7 +358,7 @@ async fn threshold_two_needs_a_cosigner_and_a_changed_blast_radius_sends_nothing
     // One signature is not enough.
     let report = deck.admin().confirm(&deck.admin().cordon(target)).await.unwrap();
     assert!(
-        matches!(&report.outcomes[0].result, NodeResult::Rejected { code, .. } if code == "insufficient_signatures"),
+        report.outcomes[0].result.code() == Some("insufficient_signatures"),
         "{}",
         report.summary()
     );

@@ -529,11 +529,11 @@ fn headless_json_escapes_c1_and_bidi_and_parses_back_to_the_same_values() {
         sent_at_ms: NOW_MS,
         outcomes: vec![NodeOutcome {
             node: node_id(1),
-            result: NodeResult::Rejected {
+            result: NodeResult::Delivered(mesh::AdminOutcome::Rejected {
                 code: name.clone(),
                 reason: line.clone(),
                 audit_seq: None,
-            },
+            }),
         }],
     });
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use deck_model::{DeckClient, DeckSource};
 use deck_tui::app::{App, Settings};
-use deck_tui::{render, run};
+use deck_tui::{render, session, ui};
 use mesh_auth::{EntityKeypair, OperatorIdentity};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -53,7 +53,7 @@ fn main() {
         let mut first_frames = Vec::new();
         for _ in 0..5 {
             let started = Instant::now();
-            let node = run::attach_node(&addr, &fx.cluster_key, Duration::from_secs(10))
+            let node = session::attach_node(&addr, &fx.cluster_key, Duration::from_secs(10))
                 .await
                 .expect("attach");
             let deck = DeckClient::from_node(&node, operator.clone()).expect("deck");
@@ -67,7 +67,7 @@ fn main() {
             }
             let mut app = App::new(Settings { color: true, hint: None });
             let mut term = Terminal::new(TestBackend::new(200, 50)).expect("backend");
-            let (view, status) = run::prepare(&deck.data(), &mut app, 200, 50);
+            let (view, status) = ui::prepare(&deck.data(), &mut app, 200, 50);
             term.draw(|f| render::draw(f, &app, &view, &status)).expect("draw");
             first_frames.push(started.elapsed().as_secs_f64() * 1e3);
             drop(deck);
@@ -75,7 +75,7 @@ fn main() {
         }
         println!("attach first frame samples (ms): {first_frames:.1?}");
 
-        let node = run::attach_node(&addr, &fx.cluster_key, Duration::from_secs(10))
+        let node = session::attach_node(&addr, &fx.cluster_key, Duration::from_secs(10))
             .await
             .expect("attach");
         let deck = DeckClient::from_node(&node, operator.clone()).expect("deck");

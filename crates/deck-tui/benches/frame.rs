@@ -17,7 +17,7 @@ use std::time::Instant;
 use deck_model::testkit;
 use deck_model::{DeckData, Msg, Tab, update};
 use deck_tui::app::{App, Settings};
-use deck_tui::{render, run};
+use deck_tui::{render, ui};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
@@ -47,7 +47,7 @@ fn measure(data: &mut DeckData, next: &mut u64, tab: Tab) -> (f64, f64) {
             testkit::push_logs(data, 100, next);
         }
         let started = Instant::now();
-        let (view, status) = run::prepare(data, &mut app, W, H);
+        let (view, status) = ui::prepare(data, &mut app, W, H);
         let built = started.elapsed().as_secs_f64() * 1000.0;
         term.draw(|f| render::draw(f, &app, &view, &status)).expect("draw");
         let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -6,28 +6,14 @@
 use std::time::Duration;
 
 use deck_model::{
-    Cell, CommitReport, Detail, Msg, PendingAction, RowId, Style, Tab, ViewState, update,
+    AdminVerb, Cell, CommitReport, Msg, PendingAction, PromptSpec, Style, Target, ViewState, update,
 };
-use mesh::{MigrationId, NodeId, OriginHash};
 
 use crate::bookmarks::{Bookmark, Picker};
-use crate::keys::{Action, AdminVerb, Mode, PromptSpec, TargetKind};
+use crate::keys::{Action, Mode};
 
 /// How many one-second ticks a toast stays up.
 pub const TOAST_TICKS: u64 = 6;
-
-/// What an admin command is aimed at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// One node.
-    Node(NodeId),
-    /// Every node.
-    Cluster,
-    /// One daemon.
-    Daemon(OriginHash),
-    /// One migration.
-    Migration(MigrationId),
-}
 
 /// Something the loop must do with the cluster or the file system.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,47 +51,6 @@ pub struct Prompt {
     pub input: String,
     /// Why the last answer was refused.
     pub error: Option<String>,
-}
-
-/// Longest window or TTL the deck accepts (a week).
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Parses a duration as operators write it: `90`, `90s`, `500ms`, `5m`, `2h`,
-/// `1d`, or a sum such as `1h30m`. A bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty".into());
-    }
-    let mut total: u128 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("expected a number at {rest:?} (like 30s, 5m, 1h30m)"));
-        }
-        let n: u128 = rest[..digits].parse().map_err(|_| format!("{text:?} is too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit_ms: u128 = match rest[..unit_len].trim() {
-            "" | "s" | "sec" | "secs" => 1_000,
-            "ms" => 1,
-            "m" | "min" | "mins" => 60_000,
-            "h" | "hr" | "hrs" => 3_600_000,
-            "d" | "day" | "days" => 86_400_000,
-            other => return Err(format!("unknown unit {other:?} (use ms, s, m, h or d)")),
-        };
-        rest = &rest[unit_len..];
-        total = n.saturating_mul(unit_ms).saturating_add(total);
-    }
-    let max = MAX_DURATION.as_millis();
-    if total == 0 {
-        return Err("must be longer than zero".into());
-    }
-    if total > max {
-        return Err(format!("at most {} days", MAX_DURATION.as_secs() / 86_400));
-    }
-    Ok(Duration::from_millis(u64::try_from(total).unwrap_or(u64::MAX)))
 }
 
 /// How the last command went, for the result dialog.
@@ -207,58 +152,10 @@ impl App {
         }
     }
 
-    /// The node an admin key acts on: the open node page, else the NODES selection.
-    pub fn target_node(&self) -> Option<NodeId> {
-        match self.state.detail() {
-            Some(Detail::Node(n)) => Some(n),
-            Some(Detail::Daemon(_)) => None,
-            None if self.state.tab() == Tab::Nodes => match self.state.current().selected() {
-                Some(RowId::Node(n)) => Some(n),
-                _ => None,
-            },
-            None => None,
-        }
-    }
-
-    /// The daemon an admin key acts on: the open daemon page, else the DAEMONS
-    /// selection.
-    pub fn target_daemon(&self) -> Option<OriginHash> {
-        match self.state.detail() {
-            Some(Detail::Daemon(d)) => Some(d),
-            Some(Detail::Node(_)) => None,
-            None if self.state.tab() == Tab::Daemons => match self.state.current().selected() {
-                Some(RowId::Daemon(d)) => Some(d),
-                _ => None,
-            },
-            None => None,
-        }
-    }
-
-    /// The migration selected on MIGRATIONS.
-    pub fn target_migration(&self) -> Option<MigrationId> {
-        if self.state.detail().is_some() || self.state.tab() != Tab::Migrations {
-            return None;
-        }
-        match self.state.current().selected() {
-            Some(RowId::Migration(m)) => Some(m),
-            _ => None,
-        }
-    }
-
     fn admin(&mut self, verb: AdminVerb) -> Option<Effect> {
-        let target = match verb.target() {
-            TargetKind::Node => self.target_node().map(Target::Node),
-            TargetKind::Cluster => Some(Target::Cluster),
-            TargetKind::Daemon => self.target_daemon().map(Target::Daemon),
-            TargetKind::Migration => self.target_migration().map(Target::Migration),
-        };
-        let Some(target) = target else {
-            let what = match verb.target() {
-                TargetKind::Node | TargetKind::Cluster => "a node",
-                TargetKind::Daemon => "a daemon",
-                TargetKind::Migration => "a migration",
-            };
-            self.toast(Cell::new(format!("select {what} first")).styled(Style::Warn));
+        let kind = verb.target();
+        let Some(target) = kind.selected(&self.state) else {
+            self.toast(Cell::new(format!("select {} first", kind.what())).styled(Style::Warn));
             return None;
         };
         match verb.prompt() {
@@ -279,12 +176,7 @@ impl App {
 
     fn prompt_done(&mut self) -> Option<Effect> {
         let prompt = self.prompt.as_mut()?;
-        let answer = if prompt.input.trim().is_empty() && prompt.spec.optional {
-            Ok(None)
-        } else {
-            parse_duration(&prompt.input).map(Some)
-        };
-        match answer {
+        match prompt.spec.answer(&prompt.input) {
             Ok(duration) => {
                 let effect = Effect::Prepare(prompt.verb, prompt.target, duration);
                 self.prompt = None;
@@ -292,7 +184,7 @@ impl App {
                 Some(effect)
             }
             Err(e) => {
-                prompt.error = Some(e);
+                prompt.error = Some(e.to_string());
                 None
             }
         }
@@ -390,7 +282,7 @@ impl App {
                 } else {
                     self.help_scroll.saturating_add(d.unsigned_abs())
                 }
-                .min(crate::keys::KEYMAP.len());
+                .min(crate::keys::help_bindings().count());
             }
             Action::Dismiss => {
                 self.pending = None;
@@ -449,7 +341,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deck_model::{testkit, views};
+    use deck_model::{Tab, TargetKind, testkit, views};
 
     #[test]
     fn search_typing_filters_live_and_esc_drops_it() {
@@ -479,7 +371,9 @@ mod tests {
         app.apply(Action::Msg(Msg::Tab(Tab::Nodes)));
         let view = views::build(&data, &app.state);
         app.state.observe(&view);
-        let node = app.target_node().expect("a node is selected");
+        let Some(Target::Node(node)) = TargetKind::Node.selected(&app.state) else {
+            panic!("a node is selected")
+        };
         assert_eq!(
             app.apply(Action::Admin(AdminVerb::Cordon)),
             Some(Effect::Prepare(AdminVerb::Cordon, Target::Node(node), None))
@@ -498,7 +392,9 @@ mod tests {
         app.apply(Action::Msg(Msg::Tab(Tab::Nodes)));
         let view = views::build(&data, &app.state);
         app.state.observe(&view);
-        let node = app.target_node().unwrap();
+        let Some(Target::Node(node)) = TargetKind::Node.selected(&app.state) else {
+            panic!("a node is selected")
+        };
         assert_eq!(app.apply(Action::Admin(AdminVerb::Drain)), None);
         assert_eq!(app.mode, Mode::Prompt);
         assert_eq!(app.prompt.as_ref().unwrap().input, "30s");
@@ -533,19 +429,6 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse_like_operators_write_them() {
-        let ok = |t: &str| parse_duration(t).unwrap();
-        assert_eq!(ok("90"), Duration::from_secs(90));
-        assert_eq!(ok("500ms"), Duration::from_millis(500));
-        assert_eq!(ok(" 5m "), Duration::from_secs(300));
-        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
-        assert_eq!(ok("2d"), Duration::from_secs(2 * 86_400));
-        for bad in ["", "m", "0s", "5y", "-3s", "99999999999999999999999999999999999999999", "8d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn daemon_and_migration_verbs_need_their_rows() {
         let mut app = App::new(Settings::default());
         assert_eq!(app.apply(Action::Admin(AdminVerb::ForceRestart)), None);
@@ -561,7 +444,7 @@ mod tests {
         app.apply(Action::HelpScroll(-5));
         assert_eq!(app.help_scroll, 0);
         app.apply(Action::HelpScroll(isize::MAX));
-        assert_eq!(app.help_scroll, crate::keys::KEYMAP.len());
+        assert_eq!(app.help_scroll, crate::keys::help_bindings().count());
         app.apply(Action::Dismiss);
         assert_eq!(app.mode, Mode::Normal);
     }

@@ -1,11 +1,16 @@
-//! Input mapping: one keymap table drives both key handling and the help overlay,
-//! so they cannot disagree. Mapping is pure: a key event and the current mode in,
-//! an [`Action`] out.
+//! Input mapping: one keymap table ([`KEYMAP`]) holds every key of every mode
+//! with the action it performs and its words, and drives key handling, the help
+//! overlay and the footer, so they cannot disagree. Mapping is pure: a key event
+//! and the current mode in, an [`Action`] out.
 
+use Action::{
+    Confirm, Dismiss, HelpScroll, InputBackspace, InputCancel, InputDone, PickerMove, Quit,
+};
+use KeyCode::{Backspace, Down, Enter, Esc, Up};
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use deck_model::{Msg, Tab};
+use deck_model::{AdminVerb, Msg, Tab};
 
 /// What a key asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,111 +47,6 @@ pub enum Action {
     Confirm,
 }
 
-/// The admin commands the deck offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdminVerb {
-    /// Stop placing daemons on the node.
-    Cordon,
-    /// Undo a cordon (and end a drain).
-    Uncordon,
-    /// Drain the node within a window (asks for it).
-    Drain,
-    /// Put the node under maintenance (asks for an optional window).
-    MaintenanceOn,
-    /// End the node's maintenance.
-    MaintenanceOff,
-    /// Restart every daemon on the node.
-    RestartDaemons,
-    /// Forget the node's avoid list.
-    ClearAvoid,
-    /// ICE: freeze the cluster for a TTL (asks for it).
-    Freeze,
-    /// ICE: lift a freeze.
-    Thaw,
-    /// ICE: forget every node's avoid list.
-    FlushAvoid,
-    /// ICE: restart one daemon now.
-    ForceRestart,
-    /// ICE: abort a migration.
-    KillMigration,
-}
-
-/// What an admin verb acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetKind {
-    /// The selected node (or the open node page).
-    Node,
-    /// The whole cluster.
-    Cluster,
-    /// The selected daemon (or the open daemon page).
-    Daemon,
-    /// The selected migration.
-    Migration,
-}
-
-/// A duration the operator is asked for before the dialog opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PromptSpec {
-    /// What is asked.
-    pub label: &'static str,
-    /// Pre-filled answer.
-    pub default: &'static str,
-    /// Whether an empty answer (no duration) is allowed.
-    pub optional: bool,
-}
-
-impl AdminVerb {
-    /// Every verb.
-    pub const ALL: [AdminVerb; 12] = [
-        AdminVerb::Cordon,
-        AdminVerb::Uncordon,
-        AdminVerb::Drain,
-        AdminVerb::MaintenanceOn,
-        AdminVerb::MaintenanceOff,
-        AdminVerb::RestartDaemons,
-        AdminVerb::ClearAvoid,
-        AdminVerb::Freeze,
-        AdminVerb::Thaw,
-        AdminVerb::FlushAvoid,
-        AdminVerb::ForceRestart,
-        AdminVerb::KillMigration,
-    ];
-
-    /// What the verb acts on.
-    pub fn target(self) -> TargetKind {
-        match self {
-            AdminVerb::Cordon
-            | AdminVerb::Uncordon
-            | AdminVerb::Drain
-            | AdminVerb::MaintenanceOn
-            | AdminVerb::MaintenanceOff
-            | AdminVerb::RestartDaemons
-            | AdminVerb::ClearAvoid => TargetKind::Node,
-            AdminVerb::Freeze | AdminVerb::Thaw | AdminVerb::FlushAvoid => TargetKind::Cluster,
-            AdminVerb::ForceRestart => TargetKind::Daemon,
-            AdminVerb::KillMigration => TargetKind::Migration,
-        }
-    }
-
-    /// The duration to ask for first, if any.
-    pub fn prompt(self) -> Option<PromptSpec> {
-        match self {
-            AdminVerb::Drain => {
-                Some(PromptSpec { label: "drain window", default: "30s", optional: false })
-            }
-            AdminVerb::MaintenanceOn => Some(PromptSpec {
-                label: "maintenance window (empty: until ended)",
-                default: "",
-                optional: true,
-            }),
-            AdminVerb::Freeze => {
-                Some(PromptSpec { label: "freeze for", default: "5m", optional: false })
-            }
-            _ => None,
-        }
-    }
-}
-
 /// The deck's input modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -168,278 +68,298 @@ pub enum Mode {
     Picker,
 }
 
-/// Where a binding applies (for the footer and the help overlay).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Every page.
-    Global,
-    /// One tab only.
-    Tab(Tab),
-}
+impl Mode {
+    /// Whether characters typed in this mode are text (the search, a duration,
+    /// the picker's filter) rather than keys: any character without Control
+    /// that no binding of the mode takes is [`Action::InputChar`].
+    pub fn types_text(self) -> bool {
+        matches!(self, Mode::Search | Mode::Prompt | Mode::Picker)
+    }
 
-/// What a binding does, in a form the table can hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// See [`Action::Quit`].
-    Quit,
-    /// See [`Action::Help`].
-    Help,
-    /// See [`Action::StartSearch`].
-    Search,
-    /// See [`Action::Export`].
-    Export,
-    /// See [`Action::OpenPicker`].
-    Bookmarks,
-    /// See [`Action::Admin`].
-    Admin(AdminVerb),
-    /// Go to the tab at this position of [`Tab::ALL`].
-    GoTab(usize),
-    /// Next tab.
-    NextTab,
-    /// Previous tab.
-    PrevTab,
-    /// Selection up.
-    Up,
-    /// Selection down.
-    Down,
-    /// Page up.
-    PageUp,
-    /// Page down.
-    PageDown,
-    /// First row.
-    Home,
-    /// Last row.
-    End,
-    /// Sort by the next column.
-    SortNext,
-    /// Reverse the sort.
-    SortReverse,
-    /// Natural order.
-    ClearSort,
-    /// Toggle follow.
-    Follow,
-    /// Toggle pause.
-    Pause,
-    /// Cycle the minimum log level.
-    Level,
-    /// Open the detail page.
-    Open,
-    /// Close the detail page (or clear the search).
-    Close,
-}
-
-impl Command {
-    /// The action this command performs.
-    pub fn action(self) -> Action {
-        let msg = match self {
-            Command::Quit => return Action::Quit,
-            Command::Help => return Action::Help,
-            Command::Search => return Action::StartSearch,
-            Command::Export => return Action::Export,
-            Command::Bookmarks => return Action::OpenPicker,
-            Command::Admin(v) => return Action::Admin(v),
-            Command::GoTab(i) => Msg::Tab(Tab::ALL[i.min(Tab::ALL.len() - 1)]),
-            Command::NextTab => Msg::NextTab,
-            Command::PrevTab => Msg::PrevTab,
-            Command::Up => Msg::Up,
-            Command::Down => Msg::Down,
-            Command::PageUp => Msg::PageUp,
-            Command::PageDown => Msg::PageDown,
-            Command::Home => Msg::Home,
-            Command::End => Msg::End,
-            Command::SortNext => Msg::SortNext,
-            Command::SortReverse => Msg::SortReverse,
-            Command::ClearSort => Msg::ClearSort,
-            Command::Follow => Msg::ToggleFollow,
-            Command::Pause => Msg::TogglePause,
-            Command::Level => Msg::CycleLevel,
-            Command::Open => Msg::Open,
-            Command::Close => Msg::Close,
-        };
-        Action::Msg(msg)
+    /// The keys this mode's footer names, by label, in order (their words come
+    /// from the mode's first binding with that label).
+    fn footer_labels(self) -> &'static [&'static str] {
+        match self {
+            Mode::Normal => &["/", "s", "p", "Enter", "Esc", "q"],
+            Mode::Search | Mode::Prompt => &["Enter", "Esc"],
+            Mode::Help => &["j/k", "Esc", "q"],
+            Mode::Confirm => &["y", "n/Esc"],
+            Mode::Sending => &["q"],
+            Mode::Result => &["Enter/Esc", "q"],
+            Mode::Picker => &["Enter", "Up/Down", "Esc"],
+        }
     }
 }
 
-/// One row of the keymap.
-#[derive(Clone, Copy, Debug)]
+/// Where a binding applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Normal mode, every page.
+    Global,
+    /// Normal mode, one tab only.
+    Tab(Tab),
+    /// A mode other than [`Mode::Normal`] (a prompt, a dialog, an overlay).
+    Mode(Mode),
+}
+
+/// Which key events a binding answers. Shift is part of the character (`G`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// This key with exactly these of Control and Alt held.
+    With(KeyCode, KeyModifiers),
+    /// This key, whatever is held.
+    Any(KeyCode),
+    /// This character with Control held (Alt may be too).
+    Ctrl(char),
+}
+
+impl Key {
+    /// Whether `ev` is this key.
+    pub fn matches(self, ev: &KeyEvent) -> bool {
+        let held = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
+        match self {
+            Key::With(code, mods) => ev.code == code && held == mods,
+            Key::Any(code) => ev.code == code,
+            Key::Ctrl(c) => ev.code == KeyCode::Char(c) && held.contains(KeyModifiers::CONTROL),
+        }
+    }
+
+    /// The key to press for this binding.
+    pub fn code(self) -> KeyCode {
+        match self {
+            Key::With(code, _) | Key::Any(code) => code,
+            Key::Ctrl(c) => KeyCode::Char(c),
+        }
+    }
+
+    /// The modifiers to hold while pressing it.
+    pub fn modifiers(self) -> KeyModifiers {
+        match self {
+            Key::With(_, mods) => mods,
+            Key::Any(_) => KeyModifiers::NONE,
+            Key::Ctrl(_) => KeyModifiers::CONTROL,
+        }
+    }
+}
+
+/// One row of the keymap: a key, where it applies, what it does, and how the
+/// help overlay and the footer write it.
+#[derive(Clone, Debug)]
 pub struct Binding {
     /// The key.
-    pub code: KeyCode,
-    /// Control or Alt, if needed (Shift is part of the character).
-    pub mods: KeyModifiers,
-    /// How the help overlay writes the key.
+    pub key: Key,
+    /// How help writes the key (keys that share a line of the footer share it:
+    /// `j/k`).
     pub label: &'static str,
     /// What it does.
-    pub command: Command,
+    pub action: Action,
     /// One line of help.
     pub help: &'static str,
     /// Where it applies.
     pub scope: Scope,
 }
 
-const NONE: KeyModifiers = KeyModifiers::NONE;
-const CTRL: KeyModifiers = KeyModifiers::CONTROL;
-
-const fn key(code: KeyCode, label: &'static str, command: Command, help: &'static str) -> Binding {
-    Binding { code, mods: NONE, label, command, help, scope: Scope::Global }
+const fn key(code: KeyCode, label: &'static str, action: Action, help: &'static str) -> Binding {
+    Binding { key: Key::With(code, KeyModifiers::NONE), label, action, help, scope: Scope::Global }
 }
 
 const fn on(
     tab: Tab,
     code: KeyCode,
     label: &'static str,
-    command: Command,
+    action: Action,
     help: &'static str,
 ) -> Binding {
-    Binding { code, mods: NONE, label, command, help, scope: Scope::Tab(tab) }
+    Binding {
+        key: Key::With(code, KeyModifiers::NONE),
+        label,
+        action,
+        help,
+        scope: Scope::Tab(tab),
+    }
+}
+
+/// A binding of `mode`: the key, whatever else is held.
+const fn in_mode(
+    mode: Mode,
+    code: KeyCode,
+    label: &'static str,
+    action: Action,
+    help: &'static str,
+) -> Binding {
+    Binding { key: Key::Any(code), label, action, help, scope: Scope::Mode(mode) }
+}
+
+/// Ctrl-C in `mode`.
+const fn ctrl_c(mode: Mode, action: Action, help: &'static str) -> Binding {
+    Binding { key: Key::Ctrl('c'), label: "Ctrl-C", action, help, scope: Scope::Mode(mode) }
 }
 
 const fn ch(c: char) -> KeyCode {
     KeyCode::Char(c)
 }
 
-/// The keymap of normal mode, in help order.
-pub const KEYMAP: &[Binding] = &[
-    key(ch('q'), "q", Command::Quit, "quit"),
+const fn msg(m: Msg) -> Action {
+    Action::Msg(m)
+}
+
+const fn tab(t: Tab) -> Action {
+    Action::Msg(Msg::Tab(t))
+}
+
+const fn admin(verb: AdminVerb) -> Action {
+    Action::Admin(verb)
+}
+
+/// Every key of every mode: normal mode first, in help order, then the modes'.
+pub static KEYMAP: &[Binding] = &[
+    key(ch('q'), "q", Quit, "quit"),
     Binding {
-        code: ch('c'),
-        mods: CTRL,
+        key: Key::With(ch('c'), KeyModifiers::CONTROL),
         label: "Ctrl-C",
-        command: Command::Quit,
+        action: Quit,
         help: "quit",
         scope: Scope::Global,
     },
-    key(ch('?'), "?", Command::Help, "this help"),
-    key(KeyCode::Tab, "Tab", Command::NextTab, "next tab"),
-    key(KeyCode::BackTab, "Shift-Tab", Command::PrevTab, "previous tab"),
-    key(KeyCode::Right, "Right", Command::NextTab, "next tab"),
-    key(KeyCode::Left, "Left", Command::PrevTab, "previous tab"),
-    key(ch('1'), "1", Command::GoTab(0), "NET.MAP"),
-    key(ch('2'), "2", Command::GoTab(1), "NODES"),
-    key(ch('3'), "3", Command::GoTab(2), "DAEMONS"),
-    key(ch('4'), "4", Command::GoTab(3), "GROUPS"),
-    key(ch('5'), "5", Command::GoTab(4), "DATAFORTS"),
-    key(ch('6'), "6", Command::GoTab(5), "NRPC"),
-    key(ch('7'), "7", Command::GoTab(6), "BLOBS"),
-    key(ch('8'), "8", Command::GoTab(7), "MIGRATIONS"),
-    key(ch('9'), "9", Command::GoTab(8), "CHAINS"),
-    key(ch('0'), "0", Command::GoTab(9), "LOGS"),
-    key(ch('a'), "a", Command::GoTab(10), "AUDIT"),
-    key(ch('F'), "F", Command::GoTab(11), "FAILURES"),
-    key(ch('k'), "k", Command::Up, "up"),
-    key(KeyCode::Up, "Up", Command::Up, "up"),
-    key(ch('j'), "j", Command::Down, "down"),
-    key(KeyCode::Down, "Down", Command::Down, "down"),
-    key(KeyCode::PageUp, "PgUp", Command::PageUp, "page up"),
-    key(KeyCode::PageDown, "PgDn", Command::PageDown, "page down"),
-    key(KeyCode::Home, "Home", Command::Home, "first row"),
-    key(ch('g'), "g", Command::Home, "first row"),
-    key(KeyCode::End, "End", Command::End, "last row, follow"),
-    key(ch('G'), "G", Command::End, "last row, follow"),
-    key(ch('/'), "/", Command::Search, "search (Enter keeps, Esc drops)"),
-    key(ch('s'), "s", Command::SortNext, "sort by next column"),
-    key(ch('S'), "S", Command::SortReverse, "reverse sort"),
-    key(ch('o'), "o", Command::ClearSort, "natural order"),
-    key(ch('f'), "f", Command::Follow, "follow new rows"),
-    key(ch('p'), "p", Command::Pause, "pause / resume tails"),
-    key(ch('e'), "e", Command::Export, "export page to CSV"),
-    key(ch(':'), ":", Command::Bookmarks, "switch cluster (bookmarks)"),
-    key(KeyCode::Enter, "Enter", Command::Open, "open node / daemon"),
-    key(KeyCode::Esc, "Esc", Command::Close, "back"),
-    on(Tab::Logs, ch('v'), "v", Command::Level, "minimum log level"),
-    on(Tab::Nodes, ch('c'), "c", Command::Admin(AdminVerb::Cordon), "cordon node"),
-    on(Tab::Nodes, ch('u'), "u", Command::Admin(AdminVerb::Uncordon), "uncordon node"),
-    on(Tab::Nodes, ch('d'), "d", Command::Admin(AdminVerb::Drain), "drain node (window)"),
-    on(Tab::Nodes, ch('m'), "m", Command::Admin(AdminVerb::MaintenanceOn), "maintenance on"),
-    on(Tab::Nodes, ch('M'), "M", Command::Admin(AdminVerb::MaintenanceOff), "maintenance off"),
-    on(Tab::Nodes, ch('r'), "r", Command::Admin(AdminVerb::RestartDaemons), "restart daemons"),
-    on(Tab::Nodes, ch('x'), "x", Command::Admin(AdminVerb::ClearAvoid), "clear avoid list"),
-    on(Tab::Nodes, ch('Z'), "Z", Command::Admin(AdminVerb::Freeze), "ICE freeze cluster (TTL)"),
-    on(Tab::Nodes, ch('T'), "T", Command::Admin(AdminVerb::Thaw), "ICE thaw cluster"),
-    on(Tab::Nodes, ch('X'), "X", Command::Admin(AdminVerb::FlushAvoid), "ICE flush avoid lists"),
-    on(Tab::Daemons, ch('R'), "R", Command::Admin(AdminVerb::ForceRestart), "ICE force-restart"),
-    on(
-        Tab::Migrations,
-        ch('K'),
-        "K",
-        Command::Admin(AdminVerb::KillMigration),
-        "ICE kill migration",
-    ),
+    key(ch('?'), "?", Action::Help, "this help"),
+    key(KeyCode::Tab, "Tab", msg(Msg::NextTab), "next tab"),
+    key(KeyCode::BackTab, "Shift-Tab", msg(Msg::PrevTab), "previous tab"),
+    key(KeyCode::Right, "Right", msg(Msg::NextTab), "next tab"),
+    key(KeyCode::Left, "Left", msg(Msg::PrevTab), "previous tab"),
+    key(ch('1'), "1", tab(Tab::NetMap), "NET.MAP"),
+    key(ch('2'), "2", tab(Tab::Nodes), "NODES"),
+    key(ch('3'), "3", tab(Tab::Daemons), "DAEMONS"),
+    key(ch('4'), "4", tab(Tab::Groups), "GROUPS"),
+    key(ch('5'), "5", tab(Tab::Dataforts), "DATAFORTS"),
+    key(ch('6'), "6", tab(Tab::Nrpc), "NRPC"),
+    key(ch('7'), "7", tab(Tab::Blobs), "BLOBS"),
+    key(ch('8'), "8", tab(Tab::Migrations), "MIGRATIONS"),
+    key(ch('9'), "9", tab(Tab::Chains), "CHAINS"),
+    key(ch('0'), "0", tab(Tab::Logs), "LOGS"),
+    key(ch('a'), "a", tab(Tab::Audit), "AUDIT"),
+    key(ch('F'), "F", tab(Tab::Failures), "FAILURES"),
+    key(ch('k'), "k", msg(Msg::Up), "up"),
+    key(Up, "Up", msg(Msg::Up), "up"),
+    key(ch('j'), "j", msg(Msg::Down), "down"),
+    key(Down, "Down", msg(Msg::Down), "down"),
+    key(KeyCode::PageUp, "PgUp", msg(Msg::PageUp), "page up"),
+    key(KeyCode::PageDown, "PgDn", msg(Msg::PageDown), "page down"),
+    key(KeyCode::Home, "Home", msg(Msg::Home), "first row"),
+    key(ch('g'), "g", msg(Msg::Home), "first row"),
+    key(KeyCode::End, "End", msg(Msg::End), "last row, follow"),
+    key(ch('G'), "G", msg(Msg::End), "last row, follow"),
+    key(ch('/'), "/", Action::StartSearch, "search (Enter keeps, Esc drops)"),
+    key(ch('s'), "s", msg(Msg::SortNext), "sort by next column"),
+    key(ch('S'), "S", msg(Msg::SortReverse), "reverse sort"),
+    key(ch('o'), "o", msg(Msg::ClearSort), "natural order"),
+    key(ch('f'), "f", msg(Msg::ToggleFollow), "follow new rows"),
+    key(ch('p'), "p", msg(Msg::TogglePause), "pause / resume tails"),
+    key(ch('e'), "e", Action::Export, "export page to CSV"),
+    key(ch(':'), ":", Action::OpenPicker, "switch cluster (bookmarks)"),
+    key(Enter, "Enter", msg(Msg::Open), "open node / daemon"),
+    key(Esc, "Esc", msg(Msg::Close), "back"),
+    on(Tab::Logs, ch('v'), "v", msg(Msg::CycleLevel), "minimum log level"),
+    on(Tab::Nodes, ch('c'), "c", admin(AdminVerb::Cordon), "cordon node"),
+    on(Tab::Nodes, ch('u'), "u", admin(AdminVerb::Uncordon), "uncordon node"),
+    on(Tab::Nodes, ch('d'), "d", admin(AdminVerb::Drain), "drain node (window)"),
+    on(Tab::Nodes, ch('m'), "m", admin(AdminVerb::MaintenanceOn), "maintenance on"),
+    on(Tab::Nodes, ch('M'), "M", admin(AdminVerb::MaintenanceOff), "maintenance off"),
+    on(Tab::Nodes, ch('r'), "r", admin(AdminVerb::RestartDaemons), "restart daemons"),
+    on(Tab::Nodes, ch('x'), "x", admin(AdminVerb::ClearAvoid), "clear avoid list"),
+    on(Tab::Nodes, ch('Z'), "Z", admin(AdminVerb::Freeze), "ICE freeze cluster (TTL)"),
+    on(Tab::Nodes, ch('T'), "T", admin(AdminVerb::Thaw), "ICE thaw cluster"),
+    on(Tab::Nodes, ch('X'), "X", admin(AdminVerb::FlushAvoid), "ICE flush avoid lists"),
+    on(Tab::Daemons, ch('R'), "R", admin(AdminVerb::ForceRestart), "ICE force-restart"),
+    on(Tab::Migrations, ch('K'), "K", admin(AdminVerb::KillMigration), "ICE kill migration"),
+    // Typing a search (characters are text).
+    in_mode(Mode::Search, Enter, "Enter", InputDone, "keep search"),
+    in_mode(Mode::Search, Esc, "Esc", InputCancel, "drop search"),
+    in_mode(Mode::Search, Backspace, "Backspace", InputBackspace, "delete a character"),
+    ctrl_c(Mode::Search, InputCancel, "drop search"),
+    // Typing a duration (characters are text).
+    in_mode(Mode::Prompt, Enter, "Enter", InputDone, "next"),
+    in_mode(Mode::Prompt, Esc, "Esc", InputCancel, "cancel"),
+    in_mode(Mode::Prompt, Backspace, "Backspace", InputBackspace, "delete a character"),
+    ctrl_c(Mode::Prompt, InputCancel, "cancel"),
+    // The help overlay.
+    in_mode(Mode::Help, ch('q'), "q", Quit, "quit"),
+    ctrl_c(Mode::Help, Quit, "quit"),
+    in_mode(Mode::Help, Esc, "Esc", Dismiss, "close"),
+    in_mode(Mode::Help, ch('?'), "?", Dismiss, "close"),
+    in_mode(Mode::Help, Enter, "Enter", Dismiss, "close"),
+    in_mode(Mode::Help, ch('j'), "j/k", HelpScroll(1), "scroll"),
+    in_mode(Mode::Help, Down, "Down/Up", HelpScroll(1), "scroll"),
+    in_mode(Mode::Help, ch('k'), "j/k", HelpScroll(-1), "scroll"),
+    in_mode(Mode::Help, Up, "Down/Up", HelpScroll(-1), "scroll"),
+    in_mode(Mode::Help, KeyCode::PageDown, "PgDn", HelpScroll(10), "page down"),
+    in_mode(Mode::Help, ch(' '), "Space", HelpScroll(10), "page down"),
+    in_mode(Mode::Help, KeyCode::PageUp, "PgUp", HelpScroll(-10), "page up"),
+    in_mode(Mode::Help, KeyCode::Home, "Home", HelpScroll(isize::MIN), "top"),
+    in_mode(Mode::Help, ch('g'), "g", HelpScroll(isize::MIN), "top"),
+    in_mode(Mode::Help, KeyCode::End, "End", HelpScroll(isize::MAX), "bottom"),
+    in_mode(Mode::Help, ch('G'), "G", HelpScroll(isize::MAX), "bottom"),
+    // The confirm dialog.
+    in_mode(Mode::Confirm, ch('y'), "y", Confirm, "confirm"),
+    in_mode(Mode::Confirm, Enter, "Enter", Confirm, "confirm"),
+    in_mode(Mode::Confirm, ch('n'), "n/Esc", Dismiss, "cancel"),
+    in_mode(Mode::Confirm, Esc, "n/Esc", Dismiss, "cancel"),
+    in_mode(Mode::Confirm, ch('q'), "q", Quit, "quit"),
+    ctrl_c(Mode::Confirm, Quit, "quit"),
+    // While a command is signed and sent.
+    in_mode(Mode::Sending, ch('q'), "q", Quit, "quit"),
+    ctrl_c(Mode::Sending, Quit, "quit"),
+    // The result dialog.
+    in_mode(Mode::Result, ch('q'), "q", Quit, "quit"),
+    ctrl_c(Mode::Result, Quit, "quit"),
+    in_mode(Mode::Result, Esc, "Enter/Esc", Dismiss, "close"),
+    in_mode(Mode::Result, Enter, "Enter/Esc", Dismiss, "close"),
+    in_mode(Mode::Result, ch('y'), "y", Dismiss, "close"),
+    in_mode(Mode::Result, ch('n'), "n", Dismiss, "close"),
+    in_mode(Mode::Result, ch(' '), "Space", Dismiss, "close"),
+    // The cluster picker (characters filter it).
+    in_mode(Mode::Picker, Enter, "Enter", InputDone, "attach"),
+    in_mode(Mode::Picker, Esc, "Esc", InputCancel, "cancel"),
+    in_mode(Mode::Picker, Backspace, "Backspace", InputBackspace, "delete a character"),
+    in_mode(Mode::Picker, Up, "Up/Down", PickerMove(-1), "choose"),
+    in_mode(Mode::Picker, Down, "Up/Down", PickerMove(1), "choose"),
+    ctrl_c(Mode::Picker, InputCancel, "cancel"),
 ];
 
-fn matches(b: &Binding, ev: &KeyEvent) -> bool {
-    let mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
-    b.code == ev.code && b.mods == mods
+impl Scope {
+    /// Whether a binding of this scope applies in `mode` on `tab`.
+    pub fn applies(self, mode: Mode, tab: Tab) -> bool {
+        match self {
+            Scope::Global => mode == Mode::Normal,
+            Scope::Tab(t) => mode == Mode::Normal && t == tab,
+            Scope::Mode(m) => m == mode,
+        }
+    }
 }
 
-/// The binding for `ev` in normal mode on `tab`, if any.
-pub fn binding(tab: Tab, ev: &KeyEvent) -> Option<&'static Binding> {
-    KEYMAP.iter().find(|b| {
-        matches(b, ev)
-            && match b.scope {
-                Scope::Global => true,
-                Scope::Tab(t) => t == tab,
-            }
-    })
+/// The binding for `ev` in `mode` on `tab`, if any (the first that matches).
+pub fn binding(mode: Mode, tab: Tab, ev: &KeyEvent) -> Option<&'static Binding> {
+    KEYMAP.iter().find(|b| b.scope.applies(mode, tab) && b.key.matches(ev))
 }
 
-/// Maps a key event to an action (pure). Key releases and repeats of nothing are
-/// ignored.
+/// The bindings of normal mode, in help order: what the help overlay lists.
+pub fn help_bindings() -> impl Iterator<Item = &'static Binding> {
+    KEYMAP.iter().filter(|b| matches!(b.scope, Scope::Global | Scope::Tab(_)))
+}
+
+/// Maps a key event to an action (pure): the mode's binding for it, else, in a
+/// mode that types text, the character typed. Key releases are ignored.
 pub fn map_key(mode: Mode, tab: Tab, ev: KeyEvent) -> Option<Action> {
     if ev.kind == KeyEventKind::Release {
         return None;
     }
-    let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
-    match mode {
-        Mode::Normal => binding(tab, &ev).map(|b| b.command.action()),
-        Mode::Search | Mode::Prompt => match ev.code {
-            KeyCode::Enter => Some(Action::InputDone),
-            KeyCode::Esc => Some(Action::InputCancel),
-            KeyCode::Backspace => Some(Action::InputBackspace),
-            KeyCode::Char('c') if ctrl => Some(Action::InputCancel),
-            KeyCode::Char(c) if !ctrl => Some(Action::InputChar(c)),
-            _ => None,
-        },
-        Mode::Help => match ev.code {
-            KeyCode::Char('q') => Some(Action::Quit),
-            KeyCode::Char('c') if ctrl => Some(Action::Quit),
-            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Enter => Some(Action::Dismiss),
-            KeyCode::Char('j') | KeyCode::Down => Some(Action::HelpScroll(1)),
-            KeyCode::Char('k') | KeyCode::Up => Some(Action::HelpScroll(-1)),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(Action::HelpScroll(10)),
-            KeyCode::PageUp => Some(Action::HelpScroll(-10)),
-            KeyCode::Home | KeyCode::Char('g') => Some(Action::HelpScroll(isize::MIN)),
-            KeyCode::End | KeyCode::Char('G') => Some(Action::HelpScroll(isize::MAX)),
-            _ => None,
-        },
-        Mode::Confirm => match ev.code {
-            KeyCode::Char('y') | KeyCode::Enter => Some(Action::Confirm),
-            KeyCode::Char('n') | KeyCode::Esc => Some(Action::Dismiss),
-            KeyCode::Char('q') => Some(Action::Quit),
-            KeyCode::Char('c') if ctrl => Some(Action::Quit),
-            _ => None,
-        },
-        Mode::Picker => match ev.code {
-            KeyCode::Enter => Some(Action::InputDone),
-            KeyCode::Esc => Some(Action::InputCancel),
-            KeyCode::Backspace => Some(Action::InputBackspace),
-            KeyCode::Up => Some(Action::PickerMove(-1)),
-            KeyCode::Down => Some(Action::PickerMove(1)),
-            KeyCode::Char('c') if ctrl => Some(Action::InputCancel),
-            KeyCode::Char(c) if !ctrl => Some(Action::InputChar(c)),
-            _ => None,
-        },
-        Mode::Sending => match ev.code {
-            KeyCode::Char('q') => Some(Action::Quit),
-            KeyCode::Char('c') if ctrl => Some(Action::Quit),
-            _ => None,
-        },
-        Mode::Result => match ev.code {
-            KeyCode::Char('q') => Some(Action::Quit),
-            KeyCode::Char('c') if ctrl => Some(Action::Quit),
-            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('y' | 'n' | ' ') => Some(Action::Dismiss),
-            _ => None,
-        },
+    if let Some(b) = binding(mode, tab, &ev) {
+        return Some(b.action.clone());
+    }
+    match ev.code {
+        KeyCode::Char(c) if mode.types_text() && !ev.modifiers.contains(KeyModifiers::CONTROL) => {
+            Some(Action::InputChar(c))
+        }
+        _ => None,
     }
 }
 
@@ -466,14 +386,16 @@ pub fn map_mouse(
     }
 }
 
-/// The bindings to show in the footer for `tab`: help first (so it is never cut
-/// off), then the tab's own keys, then the common ones.
-pub fn footer(tab: Tab) -> Vec<&'static Binding> {
-    let global = |l: &&str| KEYMAP.iter().find(|b| b.label == *l && b.scope == Scope::Global);
-    let help = ["?"].iter().filter_map(global);
-    let own = KEYMAP.iter().filter(|b| b.scope == Scope::Tab(tab));
-    let common = ["/", "s", "p", "Enter", "Esc", "q"].iter().filter_map(global);
-    help.chain(own).chain(common).collect()
+/// The bindings the footer shows in `mode` on `tab`. In normal mode: help
+/// first (so it is never cut off), then the tab's own keys, then the common
+/// ones; in the other modes, the mode's main keys.
+pub fn footer(mode: Mode, tab: Tab) -> Vec<&'static Binding> {
+    let scope = if mode == Mode::Normal { Scope::Global } else { Scope::Mode(mode) };
+    let first = |label: &&str| KEYMAP.iter().find(|b| b.scope == scope && b.label == *label);
+    let help = if mode == Mode::Normal { first(&"?") } else { None };
+    let own = KEYMAP.iter().filter(|b| mode == Mode::Normal && b.scope == Scope::Tab(tab));
+    let common = mode.footer_labels().iter().filter_map(first);
+    help.into_iter().chain(own).chain(common).collect()
 }
 
 #[cfg(test)]
@@ -484,18 +406,81 @@ mod tests {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
+    /// Where `b` applies: its mode, and a tab it applies on.
+    fn place(b: &Binding) -> (Mode, Tab) {
+        match b.scope {
+            Scope::Global => (Mode::Normal, Tab::NetMap),
+            Scope::Tab(t) => (Mode::Normal, t),
+            Scope::Mode(m) => (m, Tab::NetMap),
+        }
+    }
+
     #[test]
     fn every_binding_maps_to_its_action_where_it_applies() {
         for b in KEYMAP {
-            let tab = match b.scope {
-                Scope::Global => Tab::NetMap,
-                Scope::Tab(t) => t,
-            };
-            let ev = KeyEvent::new(b.code, b.mods);
+            let (mode, tab) = place(b);
+            let ev = KeyEvent::new(b.key.code(), b.key.modifiers());
             // The first binding of a key wins; every key appears once per scope.
-            assert_eq!(binding(tab, &ev).map(|f| f.label), Some(b.label), "{}", b.label);
-            assert_eq!(map_key(Mode::Normal, tab, ev), Some(b.command.action()), "{}", b.label);
+            let found = binding(mode, tab, &ev).expect(b.label);
+            assert!(
+                std::ptr::eq(found, b),
+                "{:?} {} is shadowed by {}",
+                b.scope,
+                b.label,
+                found.label
+            );
+            assert_eq!(map_key(mode, tab, ev), Some(b.action.clone()), "{}", b.label);
         }
+    }
+
+    #[test]
+    fn modes_have_their_own_keys_and_text_modes_leave_characters_to_typing() {
+        for b in KEYMAP {
+            assert_ne!(b.scope, Scope::Mode(Mode::Normal), "normal mode is Global or Tab");
+            if let Scope::Mode(m) = b.scope
+                && m.types_text()
+            {
+                let plain_char = matches!(b.key.code(), KeyCode::Char(_))
+                    && !b.key.modifiers().contains(KeyModifiers::CONTROL);
+                assert!(!plain_char, "{m:?} {} would swallow a typed character", b.label);
+            }
+        }
+        // Keys of a mode do nothing elsewhere.
+        assert_eq!(map_key(Mode::Normal, Tab::NetMap, press(ch('y'))), None);
+        assert_eq!(map_key(Mode::Confirm, Tab::NetMap, press(ch('j'))), None);
+    }
+
+    #[test]
+    fn every_footer_names_keys_of_its_mode() {
+        let modes = [
+            Mode::Normal,
+            Mode::Search,
+            Mode::Help,
+            Mode::Prompt,
+            Mode::Confirm,
+            Mode::Sending,
+            Mode::Result,
+            Mode::Picker,
+        ];
+        for mode in modes {
+            let shown = footer(mode, Tab::NetMap);
+            let named = mode.footer_labels().len() + usize::from(mode == Mode::Normal);
+            assert_eq!(shown.len(), named, "{mode:?}: a footer label has no binding");
+            assert!(shown.iter().all(|b| b.scope.applies(mode, Tab::NetMap)), "{mode:?}");
+        }
+        let words = |mode| -> Vec<(&str, &str)> {
+            footer(mode, Tab::NetMap).iter().map(|b| (b.label, b.help)).collect()
+        };
+        assert_eq!(words(Mode::Search), [("Enter", "keep search"), ("Esc", "drop search")]);
+        assert_eq!(words(Mode::Prompt), [("Enter", "next"), ("Esc", "cancel")]);
+        assert_eq!(words(Mode::Confirm), [("y", "confirm"), ("n/Esc", "cancel")]);
+        assert_eq!(words(Mode::Sending), [("q", "quit")]);
+        assert_eq!(words(Mode::Result), [("Enter/Esc", "close"), ("q", "quit")]);
+        assert_eq!(words(Mode::Help), [("j/k", "scroll"), ("Esc", "close"), ("q", "quit")]);
+        assert_eq!(
+            words(Mode::Picker),
+            [("Enter", "attach"), ("Up/Down", "choose"), ("Esc", "cancel")]
+        );
     }
 
     #[test]
@@ -545,10 +530,11 @@ mod tests {
     #[test]
     fn every_admin_verb_has_a_key_on_the_tab_of_its_target() {
         use AdminVerb::*;
+        use deck_model::TargetKind;
         for verb in AdminVerb::ALL {
             let b = KEYMAP
                 .iter()
-                .find(|b| b.command == Command::Admin(verb))
+                .find(|b| b.action == Action::Admin(verb))
                 .unwrap_or_else(|| panic!("{verb:?} has no key"));
             let tab = match verb.target() {
                 TargetKind::Node | TargetKind::Cluster => Tab::Nodes,
@@ -596,9 +582,9 @@ mod tests {
 
     #[test]
     fn footer_lists_help_then_tab_keys() {
-        let f = footer(Tab::Nodes);
+        let f = footer(Mode::Normal, Tab::Nodes);
         assert_eq!((f[0].label, f[1].label), ("?", "c"));
         assert!(f.iter().any(|b| b.label == "q"));
-        assert!(footer(Tab::NetMap).iter().all(|b| b.scope == Scope::Global));
+        assert!(footer(Mode::Normal, Tab::NetMap).iter().all(|b| b.scope == Scope::Global));
     }
 }

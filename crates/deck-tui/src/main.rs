@@ -6,10 +6,12 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = deck_tui::cli::Cli::parse();
-    match deck_tui::run::main(cli) {
-        Ok(deck_tui::run::Output::Json(json)) => print(&deck_model::headless::to_json_text(&json)),
-        Ok(deck_tui::run::Output::Text(text)) => print(&text),
-        Ok(deck_tui::run::Output::Nothing) => std::process::ExitCode::SUCCESS,
+    match deck_tui::commands::run(cli) {
+        Ok(deck_tui::commands::Output::Json(json)) => {
+            print(&deck_model::headless::to_json_text(&json))
+        }
+        Ok(deck_tui::commands::Output::Text(text)) => print(&text),
+        Ok(deck_tui::commands::Output::Nothing) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             deck_tui::term::restore();
             eprintln!("deck: {e:#}");

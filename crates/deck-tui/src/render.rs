@@ -1,7 +1,7 @@
 //! Rendering: the model and a built view in, widgets out. No side effects, so
 //! every screen can be drawn into ratatui's `TestBackend` and compared.
 
-use deck_model::{Align, Cell, SortDir, Style, Tab, View};
+use deck_model::{Align, Cell, Msg, SortDir, Style, Tab, View};
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style as TuiStyle};
@@ -11,7 +11,7 @@ use ratatui::widgets::{
 };
 
 use crate::app::{App, Outcome};
-use crate::keys::{self, Command, KEYMAP, Mode, Scope};
+use crate::keys::{self, Action, KEYMAP, Mode, Scope};
 
 /// Below this width or height the deck shows only a "too small" message.
 pub const MIN_WIDTH: u16 = 24;
@@ -167,7 +167,7 @@ fn status_bar(cells: &[Cell], color: bool) -> Paragraph<'static> {
 
 /// The key that jumps to `tab` (from the keymap).
 pub fn tab_key(tab: Tab) -> Option<&'static str> {
-    KEYMAP.iter().find(|b| b.command == Command::GoTab(tab.index())).map(|b| b.label)
+    KEYMAP.iter().find(|b| b.action == Action::Msg(Msg::Tab(tab))).map(|b| b.label)
 }
 
 /// The tab bar's labels and the first one shown: the bar scrolls so the current
@@ -381,19 +381,9 @@ fn footer(app: &App, tab: Tab, color: bool) -> Paragraph<'static> {
     let key = style(Style::Accent, color).add_modifier(Modifier::BOLD);
     let dim = style(Style::Dim, color);
     let mut spans = Vec::new();
-    let pairs: Vec<(&str, &str)> = match app.mode {
-        Mode::Search => vec![("Enter", "keep search"), ("Esc", "drop search")],
-        Mode::Help => vec![("j/k", "scroll"), ("Esc", "close"), ("q", "quit")],
-        Mode::Confirm => vec![("y", "confirm"), ("n/Esc", "cancel")],
-        Mode::Prompt => vec![("Enter", "next"), ("Esc", "cancel")],
-        Mode::Sending => vec![("q", "quit")],
-        Mode::Result => vec![("Enter/Esc", "close"), ("q", "quit")],
-        Mode::Picker => vec![("Enter", "attach"), ("Up/Down", "choose"), ("Esc", "cancel")],
-        Mode::Normal => keys::footer(tab).iter().map(|b| (b.label, b.help)).collect(),
-    };
-    for (k, h) in pairs {
-        spans.push(Span::styled(k.to_owned(), key));
-        spans.push(Span::styled(format!(" {} ", short(h)), dim));
+    for b in keys::footer(app.mode, tab) {
+        spans.push(Span::styled(b.label.to_owned(), key));
+        spans.push(Span::styled(format!(" {} ", short(b.help)), dim));
     }
     if let Some(hint) = &app.settings.hint {
         spans.push(Span::styled(format!("│ {hint}"), style(Style::Warn, color)));
@@ -417,14 +407,13 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// The help overlay's lines (one per binding of the keymap).
+/// The help overlay's lines (one per binding of normal mode).
 pub fn help_lines() -> Vec<(String, String)> {
-    KEYMAP
-        .iter()
+    keys::help_bindings()
         .map(|b| {
             let help = match b.scope {
-                Scope::Global => b.help.to_owned(),
                 Scope::Tab(t) => format!("{} ({} only)", b.help, t.title()),
+                Scope::Global | Scope::Mode(_) => b.help.to_owned(),
             };
             (b.label.to_owned(), help)
         })

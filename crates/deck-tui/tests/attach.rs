@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use deck_model::{DeckClient, DeckSource, NodeResult};
+use mesh::AdminOutcome;
 use mesh_auth::{EntityKeypair, OperatorIdentity};
 use support::meshd::{Fixture, meshd_bin};
 
@@ -102,7 +103,7 @@ async fn attached_commands_are_verified_by_the_target_process() {
     let fx = Fixture::new(meshd_bin());
     let nodes = fx.cluster(3);
     let addr = nodes[0].addr.to_string();
-    let node = deck_tui::run::attach_node(&addr, &fx.cluster_key, Duration::from_secs(20))
+    let node = deck_tui::session::attach_node(&addr, &fx.cluster_key, Duration::from_secs(20))
         .await
         .expect("attach");
     let load =
@@ -131,7 +132,7 @@ async fn attached_commands_are_verified_by_the_target_process() {
     // The stranger may watch, but every command is refused with the reason.
     let report = stranger.admin().confirm(&stranger.admin().cordon(target)).await.unwrap();
     match &report.outcomes[0].result {
-        NodeResult::Rejected { code, audit_seq, .. } => {
+        NodeResult::Delivered(AdminOutcome::Rejected { code, audit_seq, .. }) => {
             assert_eq!(code, "not_authorized");
             // Not recorded: no registered operator signed it.
             assert!(audit_seq.is_none(), "a stranger's envelope reached the target's ledger");

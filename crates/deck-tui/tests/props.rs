@@ -2,10 +2,10 @@
 //! without panicking, and the model's invariants hold after every key.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use deck_model::{DeckData, PendingAction, testkit};
-use deck_tui::app::{App, Effect, Settings, Target};
+use deck_model::{DeckData, PendingAction, Target, testkit};
+use deck_tui::app::{App, Effect, Settings};
 use deck_tui::keys::{self, Action, Mode};
-use deck_tui::{render, run};
+use deck_tui::{render, ui};
 use proptest::prelude::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -18,16 +18,16 @@ fn data() -> &'static DeckData {
 
 fn draw(app: &mut App, w: u16, h: u16) {
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("backend");
-    let (view, status) = run::prepare(data(), app, w, h);
+    let (view, status) = ui::prepare(data(), app, w, h);
     term.draw(|f| render::draw(f, app, &view, &status)).expect("draw");
 }
 
-/// Keys worth pressing: every key of the keymap, plus text, dialog and
-/// navigation keys, with and without Ctrl.
+/// Keys worth pressing: every key of the keymap (of every mode), plus text,
+/// dialog and navigation keys, with and without Ctrl.
 fn key() -> impl Strategy<Value = KeyEvent> {
     let codes: Vec<KeyCode> = keys::KEYMAP
         .iter()
-        .map(|b| b.code)
+        .map(|b| b.key.code())
         .chain([
             KeyCode::Char('y'),
             KeyCode::Char('n'),

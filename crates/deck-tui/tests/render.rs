@@ -1,11 +1,11 @@
 //! Screens drawn into ratatui's `TestBackend` from deterministic test data and
 //! compared with insta snapshots; tiny sizes must not panic.
 
-use deck_model::{DeckData, Msg, PendingAction, Tab, testkit, update};
-use deck_tui::app::{App, Settings, Target};
+use deck_model::{DeckData, Msg, PendingAction, Tab, Target, TargetKind, testkit, update};
+use deck_tui::app::{App, Settings};
 use deck_tui::keys::{Action, Mode};
 use deck_tui::render;
-use deck_tui::run::prepare;
+use deck_tui::ui::prepare;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -83,7 +83,7 @@ fn daemon_detail() {
         screen(&data, &mut app, w, h);
         app.apply(Action::Msg(Msg::Down));
         app.apply(Action::Msg(Msg::Open));
-        assert!(app.target_daemon().is_some());
+        assert!(TargetKind::Daemon.selected(&app.state).is_some());
         let term = screen(&data, &mut app, w, h);
         insta::assert_snapshot!(format!("daemon_detail_{w}x{h}"), term.backend());
     }
@@ -92,6 +92,7 @@ fn daemon_detail() {
 /// A report as the nodes of `data` would answer a freeze: all but one accept.
 fn report(data: &DeckData) -> deck_model::CommitReport {
     use deck_model::{NodeOutcome, NodeResult};
+    use mesh::AdminOutcome;
     let nodes = std::iter::once(data.snapshot.this_node.node_id)
         .chain(data.snapshot.peers.iter().map(|p| p.info.node_id));
     let outcomes = nodes
@@ -99,13 +100,16 @@ fn report(data: &DeckData) -> deck_model::CommitReport {
         .map(|(i, node)| NodeOutcome {
             node,
             result: if i == 2 {
-                NodeResult::Rejected {
+                NodeResult::Delivered(AdminOutcome::Rejected {
                     code: "cooldown_active".into(),
                     reason: "cooldown_active: target cools down for 2000 ms more".into(),
                     audit_seq: Some(7),
-                }
+                })
             } else {
-                NodeResult::Accepted { audit_seq: 7, effect: "frozen for 300 s".into() }
+                NodeResult::Delivered(AdminOutcome::Accepted {
+                    audit_seq: 7,
+                    effect: "frozen for 300 s".into(),
+                })
             },
         })
         .collect();
@@ -121,7 +125,7 @@ fn report(data: &DeckData) -> deck_model::CommitReport {
 
 #[test]
 fn prompt_sending_and_result_dialogs() {
-    use deck_tui::keys::AdminVerb;
+    use deck_model::AdminVerb;
     let data = data();
     let mut app = on(Tab::Nodes);
     screen(&data, &mut app, 80, 24);
@@ -161,15 +165,20 @@ fn text_of(term: &Terminal<TestBackend>) -> String {
 fn result_dialog_shows_what_nodes_said_escaped() {
     use deck_model::NodeResult;
     use deck_model::text::is_deceptive;
+    use mesh::AdminOutcome;
     // A window title, a screen clear, a C1 CSI, a bidi override and an isolate.
     let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}gnp.exe\u{2066}\r\nok";
     let shown = "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{9b}31m";
     let data = data();
     let mut report = report(&data);
-    report.outcomes[0].result = NodeResult::Accepted { audit_seq: 1, effect: hostile.into() };
-    report.outcomes[1].result = NodeResult::NotDelivered { error: hostile.into() };
-    report.outcomes[2].result =
-        NodeResult::Rejected { code: hostile.into(), reason: hostile.repeat(200), audit_seq: None };
+    report.outcomes[0].result =
+        NodeResult::Delivered(AdminOutcome::Accepted { audit_seq: 1, effect: hostile.into() });
+    report.outcomes[1].result = NodeResult::NotDelivered(hostile.into());
+    report.outcomes[2].result = NodeResult::Delivered(AdminOutcome::Rejected {
+        code: hostile.into(),
+        reason: hostile.repeat(200),
+        audit_seq: None,
+    });
     let check = |term: &Terminal<TestBackend>, at: &str| {
         let text = text_of(term);
         let bad = text.chars().find(|c| c.is_control() || is_deceptive(*c));
@@ -217,7 +226,9 @@ fn confirm_dialog() {
     let data = data();
     let mut app = on(Tab::Nodes);
     screen(&data, &mut app, 80, 24);
-    let node = app.target_node().expect("a node is selected");
+    let Some(Target::Node(node)) = TargetKind::Node.selected(&app.state) else {
+        panic!("a node is selected")
+    };
     let pending = PendingAction::prepare(mesh::AdminCommand::Cordon { node }, &data.snapshot);
     app.ask(pending);
     assert_eq!(app.mode, Mode::Confirm);
@@ -290,12 +301,14 @@ fn random_keys_at_random_sizes_never_panic() {
         seed
     };
     let extra = [KeyCode::Char('x'), KeyCode::Char('y'), KeyCode::Char('n'), KeyCode::Backspace];
+    // Normal mode's keys (the same sequence as when the keymap held only those).
+    let normal: Vec<KeyCode> = deck_tui::keys::help_bindings().map(|b| b.key.code()).collect();
     for step in 0..1500 {
         let r = next();
         let code = if r % 5 == 0 {
             extra[(r / 5 % extra.len() as u64) as usize]
         } else {
-            deck_tui::keys::KEYMAP[(r / 5 % deck_tui::keys::KEYMAP.len() as u64) as usize].code
+            normal[(r / 5 % normal.len() as u64) as usize]
         };
         let ev = KeyEvent::new(code, KeyModifiers::NONE);
         if let Some(action) = deck_tui::keys::map_key(app.mode, app.state.tab(), ev) {

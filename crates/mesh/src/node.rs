@@ -516,7 +516,7 @@ impl MeshHandle {
                     Counters::bump(&self.inner.counters.admin_rate_limited);
                 }
                 AdminOutcome::Rejected {
-                    code: "malformed".into(),
+                    code: crate::admin::AdminRefusal::Malformed.code().into(),
                     reason: format!("the envelope does not decode: {e}"),
                     audit_seq: None,
                 }

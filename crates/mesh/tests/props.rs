@@ -14,7 +14,7 @@ use mesh::fold::{
 };
 use mesh::fragment::{PIECE_OVERHEAD, Reassembler, ReassemblyDrop, ReassemblyLimits, split};
 use mesh::lineage::{Lineage, ParsedName};
-use mesh::logs::{Ring, sanitize};
+use mesh::logs::sanitize;
 use mesh::replay::{ReplayWindow, WINDOW};
 use mesh::wire::{Frame, Packet};
 use mesh::{DaemonHealth, EntityKeypair, Lifecycle, OriginHash};
@@ -422,20 +422,6 @@ proptest! {
     #[test]
     fn fold_messages_from_garbage_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = FoldMessage::decode(&bytes);
-    }
-
-    #[test]
-    fn ring_is_bounded_and_ordered(cap in 1usize..50, pushes in 0usize..300, from in 0u64..400, limit in 0usize..80) {
-        let mut ring: Ring<u64> = Ring::new(cap);
-        for _ in 0..pushes { ring.push_with(|seq| seq); }
-        prop_assert!(ring.len() <= cap);
-        prop_assert_eq!(ring.next_seq(), pushes as u64);
-        let page = ring.since(from, limit);
-        prop_assert!(page.len() <= limit);
-        prop_assert!(page.windows(2).all(|w| w[1] == w[0] + 1));
-        if let Some(first) = page.first() {
-            prop_assert!(*first >= from.max(ring.first_seq()));
-        }
     }
 
     #[test]

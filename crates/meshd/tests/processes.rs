@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deck_model::{DeckClient, DeckSource, NodeResult};
-use mesh::{ClusterKey, MeshConfig, MeshNode, NodeId};
+use mesh::{AdminOutcome, ClusterKey, MeshConfig, MeshNode, NodeId};
 use mesh_auth::{EntityKeypair, OperatorIdentity};
 use mesh_blobs::{Hash, MemLog, MeshBlobAdapter};
 use mesh_rpc::node_services::{self, Page};
@@ -484,7 +484,7 @@ fn commands_from_a_registered_operator_are_recorded_and_a_stranger_is_refused() 
         let report = deck.admin().confirm(&deck.admin().cordon(a)).await.unwrap();
         assert!(report.all_accepted(), "{}", report.summary());
         let seq = match &report.outcomes[0].result {
-            NodeResult::Accepted { audit_seq, .. } => *audit_seq,
+            NodeResult::Delivered(AdminOutcome::Accepted { audit_seq, .. }) => *audit_seq,
             other => panic!("{other:?}"),
         };
         let operator = fx.operator.operator_id();
@@ -533,7 +533,7 @@ fn commands_from_a_registered_operator_are_recorded_and_a_stranger_is_refused() 
             let report = admin.confirm(pending).await.unwrap();
             let on_a = report.outcomes.iter().find(|o| o.node == a).expect("a is a target");
             match &on_a.result {
-                NodeResult::Rejected { code, audit_seq, .. } => {
+                NodeResult::Delivered(AdminOutcome::Rejected { code, audit_seq, .. }) => {
                     assert_eq!(code, "not_authorized", "{}", report.summary());
                     assert!(audit_seq.is_none(), "a stranger's envelope was recorded");
                 }
@@ -549,7 +549,9 @@ fn commands_from_a_registered_operator_are_recorded_and_a_stranger_is_refused() 
         // A node started without --operators refuses even a registered operator.
         let report = deck.admin().confirm(&deck.admin().cordon(b)).await.unwrap();
         match &report.outcomes[0].result {
-            NodeResult::Rejected { code, .. } => assert_eq!(code, "no_verifier"),
+            NodeResult::Delivered(AdminOutcome::Rejected { code, .. }) => {
+                assert_eq!(code, "no_verifier")
+            }
             other => panic!("{other:?}"),
         }
 

@@ -22,8 +22,9 @@ use mesh_auth::{AuditEntry, GENESIS_HASH, verify_segment};
 use mesh_rpc::node_services::{self, Page};
 use mesh_rpc::{Rpc, RpcError};
 
-use super::{DeckClient, RefreshReport};
+use super::DeckClient;
 use crate::data::{AuditItem, ChainMark, ChainStatus, NodeStreams};
+use crate::source::RefreshReport;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct StreamCursor {

@@ -13,6 +13,7 @@ use mesh::{LogEntry, LogLevel, MeshSnapshot, NodeId, OriginHash};
 
 use super::{Ctx, cells};
 use crate::engine::{Source, compare, effective_sort, finish};
+use crate::memo::{CacheKey, LogCache};
 use crate::table::{Cell, Column, Key, Row, RowId, SortDir, SortSpec, Style, Table};
 use crate::tail::Tail;
 use crate::text;
@@ -24,25 +25,6 @@ pub(crate) const COLUMNS: [Column; 5] = [
     Column::left("LEVEL", 5),
     Column::left("MESSAGE", 80),
 ];
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct CacheKey {
-    needle: String,
-    level: Option<LogLevel>,
-    node: Option<NodeId>,
-    daemon: Option<OriginHash>,
-    sort: Option<SortSpec>,
-}
-
-/// The memo of the LOGS order (see the module docs).
-#[derive(Debug, Default)]
-pub(crate) struct LogCache {
-    key: Option<CacheKey>,
-    /// Deck sequence number of the next line to examine.
-    upto: u64,
-    /// Deck sequence numbers of the displayed lines, in display order.
-    order: Vec<u64>,
-}
 
 pub(crate) struct Logs<'a> {
     pub(crate) tail: &'a Tail<LogEntry>,
