@@ -524,15 +524,11 @@ enum Step<T> {
 }
 
 pub(super) async fn migrate_loop(inner: Arc<Inner>, mut rx: Subscription) {
-    let mut stop = inner.stop.subscribe();
+    let mut stop = super::tasks::Stop::of(&inner);
     loop {
-        // A stop sent before this task first ran is not a "change".
-        if *stop.borrow() {
-            break;
-        }
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            () = stop.wait() => break,
             message = rx.recv() => match message {
                 Some(message) => inner.on_migrate_message(message).await,
                 None => break,

@@ -608,18 +608,14 @@ impl Inner {
 }
 
 pub(super) async fn state_loop(inner: Arc<Inner>, mut fold_rx: Subscription) {
-    let mut stop = inner.stop.subscribe();
+    let mut stop = super::tasks::Stop::of(&inner);
     let mut tick = tokio::time::interval(STATE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut changes = inner.changes.subscribe();
     loop {
-        // A stop sent before this task first ran is not a "change".
-        if *stop.borrow() {
-            break;
-        }
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            () = stop.wait() => break,
             Some(message) = fold_rx.recv() => inner.on_fold_message(message).await,
             _ = tick.tick() => {
                 if changes.has_changed().unwrap_or(false) {
@@ -634,16 +630,12 @@ pub(super) async fn state_loop(inner: Arc<Inner>, mut fold_rx: Subscription) {
 }
 
 pub(super) async fn log_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<PendingLine>) {
-    let mut stop = inner.stop.subscribe();
+    let mut stop = super::tasks::Stop::of(&inner);
     let mut batch = Vec::with_capacity(1024);
     loop {
-        // A stop sent before this task first ran is not a "change".
-        if *stop.borrow() {
-            break;
-        }
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            () = stop.wait() => break,
             n = rx.recv_many(&mut batch, 1024) => {
                 if n == 0 {
                     break;
