@@ -1,7 +1,7 @@
 //! The deck's model: `deck-model`'s [`ViewState`] plus what only the terminal
 //! front end has (input mode, search being typed, help scroll, confirm dialog,
-//! toast). [`App::apply`] is the update function; it never touches the cluster
-//! and returns an [`Effect`] when the loop has to.
+//! toast, the `:` [`Picker`]). [`App::apply`] is the update function; it never
+//! touches the cluster and returns an [`Effect`] when the loop has to.
 
 use std::time::Duration;
 
@@ -9,8 +9,12 @@ use deck_model::{
     AdminVerb, Cell, CommitReport, Msg, PendingAction, PromptSpec, Style, Target, ViewState, update,
 };
 
-use crate::bookmarks::{Bookmark, Picker};
+use crate::bookmarks::Bookmark;
 use crate::keys::{Action, Mode};
+
+mod picker;
+
+pub use picker::Picker;
 
 /// How many one-second ticks a toast stays up.
 pub const TOAST_TICKS: u64 = 6;
