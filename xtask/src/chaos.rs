@@ -40,8 +40,9 @@
 //!   every other node has logged it unreachable (`chaos_partition_seen_ms`);
 //!   then flush the rules and time until every other node has logged it healthy
 //!   again (`chaos_heal_ms`).
-//! - `idle`: start `--idle` nodes, wait for convergence, settle 5 s, then sum
-//!   each process's utime+stime from `/proc/PID/stat` over 30 s
+//! - `idle`: start `--idle` nodes, wait for convergence, settle 30 s (the boot's
+//!   gossip backlog drains), then sum each process's utime+stime from
+//!   `/proc/PID/stat` over 30 s
 //!   (`meshd_idle_cpu_pct_per_node_<N>`: mean % of one core per node, clock
 //!   ticks from `getconf CLK_TCK`).
 //!
@@ -115,7 +116,7 @@ const DETECT_DEADLINE: Duration = Duration::from_secs(60);
 /// How long the attaching deck may take (its own `--once` deadline is 30 s).
 const ATTACH_DEADLINE: Duration = Duration::from_secs(60);
 /// The idle scenario's settle time after convergence, and its measurement window.
-const IDLE_SETTLE: Duration = Duration::from_secs(5);
+const IDLE_SETTLE: Duration = Duration::from_secs(30);
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 /// How long the partition scenario's cluster stays converged before the cut.
 const PRE_PARTITION_CALM: Duration = Duration::from_secs(2);

@@ -50,13 +50,17 @@ impl Swim {
         self.queue.push(Pending { update, size, sent: 0, urgent });
     }
 
-    /// Updates to piggyback, fewest-sent first, within the byte budget.
+    /// Updates to piggyback within the byte budget: urgent ones first (a
+    /// boot's backlog of joins must not hold back a suspicion or its
+    /// refutation: at 512 members it took minutes to drain, and refutations
+    /// queued behind it cost 21 false deaths a minute at 20 % loss), then
+    /// fewest-sent first.
     pub(super) fn piggyback(&mut self, budget: usize) -> Vec<Update> {
         if self.queue.is_empty() {
             return Vec::new();
         }
         let limit = self.retransmit_limit();
-        self.queue.sort_by_key(|p| (p.sent, !p.urgent));
+        self.queue.sort_by_key(|p| (!p.urgent, p.sent));
         let mut used = 0;
         let mut out = Vec::new();
         for p in &mut self.queue {
