@@ -70,6 +70,11 @@ pub fn to_json_text(value: &Value) -> String {
 /// How long an attached headless run waits for the membership to stop changing.
 pub const SETTLE: Duration = Duration::from_millis(2_500);
 
+/// The same once the deck's node reports its member list complete (a
+/// push-pull brought a peer's whole list: `MembershipStats::synced`): later
+/// changes are live events, not the list still arriving.
+pub const SETTLE_SYNCED: Duration = Duration::from_millis(500);
+
 /// What a headless run waits for before printing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ready {
@@ -121,7 +126,9 @@ impl Readiness {
                         now
                     }
                 };
-                !members.is_empty() && read && now.saturating_duration_since(since) >= SETTLE
+                let settle =
+                    if snapshot.counters.membership.synced { SETTLE_SYNCED } else { SETTLE };
+                !members.is_empty() && read && now.saturating_duration_since(since) >= settle
             }
         }
     }
@@ -160,5 +167,21 @@ mod tests {
         data.snapshot = std::sync::Arc::new(testkit::snapshot(2, Vec::new()));
         assert!(!ready.check(&data, start + SETTLE * 2));
         assert!(ready.check(&data, start + SETTLE * 3));
+    }
+
+    #[test]
+    fn a_complete_member_list_shortens_the_settle() {
+        let start = Instant::now();
+        let mut snapshot = testkit::snapshot(3, Vec::new());
+        snapshot.counters.membership.synced = true;
+        let mut data = testkit::data(snapshot, &Default::default());
+        let nodes: Vec<NodeId> = data.snapshot.cluster_nodes().collect();
+        for n in &nodes {
+            data.streams.insert(*n, NodeStreams { last_ok_ms: Some(1), ..Default::default() });
+        }
+        let mut ready = Readiness::new(Ready::Settled);
+        assert!(!ready.check(&data, start));
+        assert!(!ready.check(&data, start + SETTLE_SYNCED / 2));
+        assert!(ready.check(&data, start + SETTLE_SYNCED), "synced: {SETTLE_SYNCED:?} is enough");
     }
 }

@@ -118,6 +118,10 @@ pub struct MembershipStats {
     pub declared_dead: u64,
     /// Times this node refuted a suspicion of itself.
     pub refuted: u64,
+    /// A push-pull has shown this node a peer's whole member list and it
+    /// holds a record of every member on it: its member list is complete as
+    /// of then (what an attaching deck waits for).
+    pub synced: bool,
     /// Membership updates waiting to be passed on (each is sent a bounded
     /// number of times): a backlog that stays high means news outruns gossip.
     pub backlog: u64,

@@ -216,6 +216,10 @@ pub(crate) struct Swim {
     /// Records refused, by reason (drained by the node into its counters).
     pub(crate) refused: Vec<Refusal>,
     left: bool,
+    /// The members a peer listed in its answer to our push-pull offer, until
+    /// this node holds a record of each; then `synced` is set.
+    sync_pending: Option<Vec<NodeId>>,
+    synced: bool,
     stats: crate::metrics::MembershipStats,
     /// Updates were news since the last eager gossip.
     news: bool,
@@ -262,6 +266,8 @@ impl Swim {
             direct_failures: Vec::new(),
             refused: Vec::new(),
             left: false,
+            sync_pending: None,
+            synced: false,
             stats: Default::default(),
             news: false,
             last_eager: None,
@@ -308,6 +314,7 @@ impl Swim {
         }
         out.local_health = self.lhm;
         out.backlog = self.queue.len() as u64;
+        out.synced = self.synced;
         out
     }
 
@@ -425,9 +432,26 @@ impl Swim {
             SwimMsg::Gossip { updates } => self.apply_all(from, updates, now, now_ms),
             SwimMsg::Sync { stage, digest, updates } => {
                 self.apply_all(from, updates, now, now_ms);
+                if stage == 1 && !self.synced {
+                    self.sync_pending = Some(digest.iter().map(|d| d.node).collect());
+                }
                 if stage < 2 {
                     self.answer_digest(from, &digest, stage == 0, out);
                 }
+                self.check_synced();
+            }
+        }
+    }
+
+    /// Sets `synced` once every member a peer listed in a push-pull is known
+    /// here (whatever its state).
+    fn check_synced(&mut self) {
+        if let Some(pending) = &mut self.sync_pending {
+            let (me, members) = (self.me, &self.members);
+            pending.retain(|n| *n != me && !members.contains_key(n));
+            if pending.is_empty() {
+                self.sync_pending = None;
+                self.synced = true;
             }
         }
     }
@@ -445,6 +469,7 @@ impl Swim {
             return;
         }
         self.retell_suspects(now, out);
+        self.check_synced();
         // The probe in flight.
         if let Some(p) = &self.probe {
             let target = p.target;

@@ -415,6 +415,9 @@ impl Inner {
                 },
             )
         };
+        // Before the fold lock (lock order: swim, then fold).
+        let mut counters = self.counters.snapshot();
+        counters.membership = self.swim.lock().stats();
         let mut fs = self.fold.lock();
         fs.last_rebuild = Some(Instant::now());
         let seq = fs.snapshot_seq + 1;
@@ -442,7 +445,7 @@ impl Inner {
             logs,
             recent_failures,
             failures,
-            counters: self.counters.snapshot(),
+            counters,
             audit_tail,
             audit_len,
         });

@@ -164,3 +164,33 @@ fn suspicion_timeout_shrinks_with_confirmations() {
     assert!(t3 < t0, "{t3:?} < {t0:?}");
     assert_eq!(t0, t3 * 3);
 }
+
+#[test]
+fn a_push_pull_that_brings_the_whole_member_list_marks_the_node_synced() {
+    let (a, body_a) = node(1);
+    let (b, body_b) = node(2);
+    let (c, body_c) = node(3);
+    let (a_id, b_id) = (a.node_id(), b.node_id());
+    let now = Instant::now();
+    let mut joiner = Swim::new(a, body_a.clone(), timing(), 1, None);
+    let mut member = Swim::new(b, body_b.clone(), timing(), 2, None);
+    // The member knows a third node and the joiner.
+    assert!(member.apply(NodeId(9), Update::Alive(SignedAlive::sign(body_c, &c)), now, 2_000));
+    let joiner_record = joiner.own().clone();
+    member.apply(NodeId(9), Update::Alive(joiner_record), now, 2_000);
+    assert!(!joiner.stats().synced);
+    let mut to_member = Vec::new();
+    joiner.sync_with(b_id, &mut to_member);
+    for _ in 0..4 {
+        let mut to_joiner = Vec::new();
+        for (_, msg) in to_member.drain(..) {
+            member.on_message(a_id, msg, now, 2_000, &mut to_joiner);
+        }
+        for (_, msg) in to_joiner {
+            joiner.on_message(b_id, msg, now, 2_000, &mut to_member);
+        }
+    }
+    // The member's own record came with its answer; c's too.
+    assert!(joiner.member(c.node_id()).is_some());
+    assert!(joiner.stats().synced);
+}
