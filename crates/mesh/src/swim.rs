@@ -443,19 +443,6 @@ impl Swim {
         }
     }
 
-    /// Sets `synced` once every member a peer listed in a push-pull is known
-    /// here (whatever its state).
-    fn check_synced(&mut self) {
-        if let Some(pending) = &mut self.sync_pending {
-            let (me, members) = (self.me, &self.members);
-            pending.retain(|n| *n != me && !members.contains_key(n));
-            if pending.is_empty() {
-                self.sync_pending = None;
-                self.synced = true;
-            }
-        }
-    }
-
     /// Runs timers: probe rounds, indirect probes, suspicion timeouts, gossip,
     /// push-pull, forgetting. `connected` says which members have a session.
     pub(crate) fn tick(

@@ -8,6 +8,19 @@ use mesh_auth::NodeId;
 use super::{DigestEntry, MemberState, Out, SYNC_CHUNK, Swim, SwimMsg, Update};
 
 impl Swim {
+    /// Sets `synced` once every member a peer listed in a push-pull is known
+    /// here (whatever its state).
+    pub(super) fn check_synced(&mut self) {
+        if let Some(pending) = &mut self.sync_pending {
+            let (me, members) = (self.me, &self.members);
+            pending.retain(|n| *n != me && !members.contains_key(n));
+            if pending.is_empty() {
+                self.sync_pending = None;
+                self.synced = true;
+            }
+        }
+    }
+
     /// The records `theirs` lacks or holds older, then (when `with_digest`)
     /// this node's digest.
     pub(super) fn answer_digest(
