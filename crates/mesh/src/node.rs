@@ -162,6 +162,10 @@ struct State {
     unconfirmed: HashMap<u32, Unconfirmed>,
     seeds: Vec<SocketAddr>,
     next_seed_dial: Option<Instant>,
+    /// Seed dials since this node last had a peer: the first few come a
+    /// quarter handshake timeout apart (a lost opener costs a joiner that
+    /// much, not a whole redial interval), then every redial interval.
+    seed_dials: u32,
     probe_seq: u64,
 }
 

@@ -212,6 +212,9 @@ impl Mesh {
             .arg("--operator-key")
             .arg(self.dir.join("operator.key"))
             .args(["--once", "--json", "--no-color"])
+            .arg("--log-file")
+            .arg(self.dir.join("deck-attach.log"))
+            .env("DECK_LOG", "info,deck_model=debug,mesh=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::from(std::fs::File::create(&json_path)?))
             .stderr(Stdio::from(std::fs::File::create(&err_path)?));

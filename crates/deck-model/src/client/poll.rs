@@ -69,11 +69,20 @@ pub(crate) struct PollState {
     /// Blob inventories read from each node (with `DeckConfig::remote_blobs`).
     remote_blobs: HashMap<NodeId, Vec<mesh_blobs::AdapterInventory>>,
     remote_blobs_at: Option<std::time::Instant>,
+    /// Inventory reads in flight (they outlive a refresh: one node that does
+    /// not answer must not make every refresh wait for its deadline), and the
+    /// nodes they cover.
+    blob_reads: Option<(tokio::task::JoinSet<InventoryRead>, Vec<NodeId>)>,
 }
 
-/// Reads every listed node's blob inventories (in parallel); a node that does not
-/// answer keeps its last inventory.
-async fn read_remote_blobs(client: &DeckClient, poll: &mut PollState, nodes: Vec<NodeId>) {
+type InventoryRead = (NodeId, Result<Vec<mesh_blobs::AdapterInventory>, mesh_blobs::BlobError>);
+
+/// Starts reading every listed node's blob inventories (in parallel, beside
+/// the stream reads: a node that does not answer must not hold those up).
+fn spawn_remote_blobs(
+    client: &DeckClient,
+    nodes: &[NodeId],
+) -> tokio::task::JoinSet<InventoryRead> {
     let mut tasks = tokio::task::JoinSet::new();
     let options =
         mesh_rpc::CallOptions::default().deadline(client.config.poll_deadline).idempotent(true);
@@ -83,7 +92,15 @@ async fn read_remote_blobs(client: &DeckClient, poll: &mut PollState, nodes: Vec
         tasks
             .spawn(async move { (node, mesh_blobs::list_remote(&rpc, node, options, 4096).await) });
     }
-    while let Some(joined) = tasks.join_next().await {
+    tasks
+}
+
+/// Takes in the inventories read so far without waiting; once every read of
+/// the round has ended, nodes no longer listed are dropped. A node that did not
+/// answer keeps its last inventory.
+fn collect_remote_blobs(poll: &mut PollState) {
+    let Some((tasks, _)) = &mut poll.blob_reads else { return };
+    while let Some(joined) = tasks.try_join_next() {
         match joined {
             Ok((node, Ok(inventories))) => {
                 poll.remote_blobs.insert(node, inventories);
@@ -92,7 +109,11 @@ async fn read_remote_blobs(client: &DeckClient, poll: &mut PollState, nodes: Vec
             Err(e) => tracing::error!(error = %e, "blob inventory task failed"),
         }
     }
-    poll.remote_blobs.retain(|n, _| nodes.contains(n));
+    if tasks.is_empty() {
+        if let Some((_, nodes)) = poll.blob_reads.take() {
+            poll.remote_blobs.retain(|n, _| nodes.contains(n));
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -400,6 +421,27 @@ pub(crate) async fn refresh(client: &DeckClient) -> RefreshReport {
     };
     let mut report = RefreshReport::default();
     let mut unreachable = Vec::new();
+    match client.config.remote_blobs {
+        Some(every)
+            if poll.blob_reads.is_none()
+                && poll.remote_blobs_at.is_none_or(|t| t.elapsed() >= every) =>
+        {
+            poll.remote_blobs_at = Some(std::time::Instant::now());
+            let nodes: Vec<NodeId> = std::iter::once(&snapshot.this_node)
+                .filter(|n| !n.is_operator())
+                .map(|n| n.node_id)
+                .chain(
+                    snapshot
+                        .peers
+                        .iter()
+                        .filter(|p| !p.info.is_operator() && !p.info.health.is_unreachable())
+                        .map(|p| p.info.node_id),
+                )
+                .collect();
+            poll.blob_reads = Some((spawn_remote_blobs(client, &nodes), nodes));
+        }
+        _ => {}
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let targets =
         std::iter::once((snapshot.this_node.node_id, None)).chain(snapshot.peers.iter().map(|p| {
@@ -433,23 +475,8 @@ pub(crate) async fn refresh(client: &DeckClient) -> RefreshReport {
         forts.push(fort);
         blobs.extend(entries);
     }
-    if let Some(every) = client.config.remote_blobs {
-        let due = poll.remote_blobs_at.is_none_or(|t| t.elapsed() >= every);
-        if due {
-            poll.remote_blobs_at = Some(std::time::Instant::now());
-            let nodes: Vec<NodeId> = std::iter::once(&snapshot.this_node)
-                .filter(|n| !n.is_operator())
-                .map(|n| n.node_id)
-                .chain(
-                    snapshot
-                        .peers
-                        .iter()
-                        .filter(|p| !p.info.is_operator() && !p.info.health.is_unreachable())
-                        .map(|p| p.info.node_id),
-                )
-                .collect();
-            read_remote_blobs(client, &mut poll, nodes).await;
-        }
+    if client.config.remote_blobs.is_some() {
+        collect_remote_blobs(&mut poll);
         for inventories in poll.remote_blobs.values() {
             for inventory in inventories {
                 let (fort, entries) = crate::blobs::from_inventory(inventory.clone());

@@ -325,14 +325,15 @@ impl Inner {
     }
 
     /// Starts a handshake with `addr` even if one is in flight (its opener
-    /// may have been lost); at most two run per address.
+    /// may have been lost); at most [`MAX_OPENERS_PER_ADDR`] run per address.
     pub(super) fn initiate_again(&self, addr: SocketAddr) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         {
             let state = self.state.lock();
-            if state.initiating.values().filter(|i| i.addr == addr).count() >= 2 {
+            if state.initiating.values().filter(|i| i.addr == addr).count() >= MAX_OPENERS_PER_ADDR
+            {
                 return;
             }
         }
@@ -358,12 +359,21 @@ impl Inner {
         let _ = self.send_datagram(&datagram, addr, Carried::Handshake);
     }
 
+    /// Dials the seeds this node has no session with (see `State::seed_dials`
+    /// for how often).
     pub(super) fn dial_seeds(&self, now: Instant) {
         let seeds: Vec<SocketAddr> = {
             let mut state = self.state.lock();
-            state.next_seed_dial = Some(now + self.config.timing.redial_interval);
             let live: Vec<SocketAddr> =
                 state.peers.values().filter(|p| !p.sessions.is_empty()).map(|p| p.addr).collect();
+            state.seed_dials = if live.is_empty() { state.seed_dials.saturating_add(1) } else { 0 };
+            let timing = &self.config.timing;
+            let every = if state.seed_dials <= QUICK_SEED_DIALS {
+                (timing.handshake_timeout / 4).min(timing.redial_interval)
+            } else {
+                timing.redial_interval
+            };
+            state.next_seed_dial = Some(now + every);
             state
                 .seeds
                 .iter()
@@ -371,8 +381,17 @@ impl Inner {
                 .filter(|s| *s != self.local_addr && !live.contains(s))
                 .collect()
         };
+        // An opener older than a quarter handshake timeout was likely lost:
+        // another goes beside it (at most three per address).
+        let fresh_for = self.config.timing.handshake_timeout / 4;
         for seed in seeds {
-            self.initiate(seed);
+            let fresh =
+                self.state.lock().initiating.values().any(|i| {
+                    i.addr == seed && now.saturating_duration_since(i.started) < fresh_for
+                });
+            if !fresh {
+                self.initiate_again(seed);
+            }
         }
     }
 
@@ -385,3 +404,11 @@ impl Inner {
         self.send_frame(session, &Frame::Ping { seq, sent_us: self.now_us() });
     }
 }
+
+/// Seed dials a quarter handshake timeout apart before falling back to the
+/// redial interval.
+const QUICK_SEED_DIALS: u32 = 4;
+
+/// Handshakes in flight to one address (the later ones stand in for lost
+/// openers; the first answer wins).
+const MAX_OPENERS_PER_ADDR: usize = 3;
