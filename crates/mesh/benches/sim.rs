@@ -3,6 +3,8 @@
 //! probes) on an in-memory network.
 //!
 //! Prints, for each cluster size n:
+//! - `sim_<n>_boot_drain_s`: after the boot converged, how long until no node
+//!   has membership news left to pass on (the idle figures are taken after);
 //! - `sim_<n>_join_all_s`: a new node listed healthy by every member;
 //! - `sim_<n>_bytes_per_node_per_s`, `sim_<n>_datagrams_per_node_per_s`: an
 //!   idle cluster's traffic;
@@ -76,9 +78,24 @@ async fn run(n: usize) {
         .await
         .expect("the cluster converges");
     println!("n = {n}: booted in {:.2} s virtual", booted.as_secs_f64());
-    // Settle (the boot's news runs out of retransmissions), then the idle
-    // traffic.
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Settle: the boot's news runs out of retransmissions (every node passes
+    // each join on λ·log2 n times), then the idle traffic.
+    let drained = {
+        let start = Instant::now();
+        loop {
+            let backlog: u64 = members.iter().map(|m| m.node.metrics().membership.backlog).sum();
+            if backlog == 0 || start.elapsed() > Duration::from_secs(900) {
+                break start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    println!(
+        "n = {n}: the boot's gossip backlog drained {:.0} s after convergence",
+        drained.as_secs_f64()
+    );
+    println!("figure: sim_{n}_boot_drain_s = {:.0} s", drained.as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let split = |members: &[Member]| -> [u64; 4] {
         members.iter().fold([0; 4], |[m, f, h, a], member| {
             let sent = member.node.metrics().sent;
