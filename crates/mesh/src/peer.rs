@@ -68,6 +68,8 @@ pub struct RttStats {
     ewma_us: Option<f64>,
     last_us: Option<u64>,
     recent: VecDeque<u64>,
+    /// When the last sample came (tokio's clock, so simulations see it move).
+    last_at: Option<tokio::time::Instant>,
 }
 
 /// Samples kept for the recent maximum.
@@ -82,6 +84,7 @@ impl RttStats {
             Some(prev) => prev + (sample - prev) / 8.0,
         });
         self.last_us = Some(sample_us);
+        self.last_at = Some(tokio::time::Instant::now());
         if self.recent.len() == RECENT_SAMPLES {
             self.recent.pop_front();
         }
@@ -96,6 +99,11 @@ impl RttStats {
     /// Most recent sample.
     pub fn last(&self) -> Option<Duration> {
         self.last_us.map(Duration::from_micros)
+    }
+
+    /// How long ago the last sample came.
+    pub fn age(&self) -> Option<Duration> {
+        self.last_at.map(|t| t.elapsed())
     }
 
     /// Largest of the last 32 samples.

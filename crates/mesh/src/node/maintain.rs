@@ -66,9 +66,13 @@ impl Inner {
                 if let Some(rtt) = rtt
                     && rtt.ewma().is_some_and(|r| r > timing.degraded_rtt)
                     && rtt.last().is_some_and(|r| r > timing.degraded_rtt)
+                    && rtt.age().is_some_and(|age| age < timing.degraded_after)
                 {
                     // Slow on average and still slow now: a passing spike does
-                    // not degrade a peer for long.
+                    // not degrade a peer for long. A member is probed only
+                    // every n rounds, so the evidence counts only while fresh
+                    // (a spike during a busy boot once kept a peer Degraded
+                    // for its whole probe cycle, 13 s at 32 nodes).
                     let ms = rtt.ewma().unwrap_or_default().as_secs_f64() * 1e3;
                     Health::Degraded { reason: format!("high RTT: {ms:.1} ms") }
                 } else {
