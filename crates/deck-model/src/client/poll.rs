@@ -73,6 +73,11 @@ pub(crate) struct PollState {
     /// not answer must not make every refresh wait for its deadline), and the
     /// nodes they cover.
     blob_reads: Option<(tokio::task::JoinSet<InventoryRead>, Vec<NodeId>)>,
+    /// Nodes a finished inventory round has asked. A round that asks a node
+    /// for the first time is waited for (a deck's first picture of a node,
+    /// `--once` above all, lists its blobs); later ones are taken in as they
+    /// end.
+    blobs_asked: std::collections::HashSet<NodeId>,
 }
 
 type InventoryRead = (NodeId, Result<Vec<mesh_blobs::AdapterInventory>, mesh_blobs::BlobError>);
@@ -85,7 +90,12 @@ fn spawn_remote_blobs(
 ) -> tokio::task::JoinSet<InventoryRead> {
     let mut tasks = tokio::task::JoinSet::new();
     let options =
-        mesh_rpc::CallOptions::default().deadline(client.config.poll_deadline).idempotent(true);
+        // Four short attempts rather than one long one: at 20 % loss a lost
+        // request or answer costs a quarter of the deadline, not all of it.
+        mesh_rpc::CallOptions::default()
+            .deadline(client.config.poll_deadline / 4)
+            .idempotent(true)
+            .retries(3);
     for node in nodes.iter().copied() {
         let rpc = client.rpc.clone();
         let options = options.clone();
@@ -95,12 +105,14 @@ fn spawn_remote_blobs(
     tasks
 }
 
-/// Takes in the inventories read so far without waiting; once every read of
-/// the round has ended, nodes no longer listed are dropped. A node that did not
-/// answer keeps its last inventory.
-fn collect_remote_blobs(poll: &mut PollState) {
+/// Takes in the inventories read so far (waiting for the whole round when
+/// `wait`); once every read of the round has ended, nodes no longer listed are
+/// dropped. A node that did not answer keeps its last inventory.
+async fn collect_remote_blobs(poll: &mut PollState, wait: bool) {
     let Some((tasks, _)) = &mut poll.blob_reads else { return };
-    while let Some(joined) = tasks.try_join_next() {
+    loop {
+        let joined = if wait { tasks.join_next().await } else { tasks.try_join_next() };
+        let Some(joined) = joined else { break };
         match joined {
             Ok((node, Ok(inventories))) => {
                 poll.remote_blobs.insert(node, inventories);
@@ -109,10 +121,11 @@ fn collect_remote_blobs(poll: &mut PollState) {
             Err(e) => tracing::error!(error = %e, "blob inventory task failed"),
         }
     }
-    if tasks.is_empty() {
-        if let Some((_, nodes)) = poll.blob_reads.take() {
-            poll.remote_blobs.retain(|n, _| nodes.contains(n));
-        }
+    if tasks.is_empty()
+        && let Some((_, nodes)) = poll.blob_reads.take()
+    {
+        poll.remote_blobs.retain(|n, _| nodes.contains(n));
+        poll.blobs_asked.extend(nodes);
     }
 }
 
@@ -424,7 +437,12 @@ pub(crate) async fn refresh(client: &DeckClient) -> RefreshReport {
     match client.config.remote_blobs {
         Some(every)
             if poll.blob_reads.is_none()
-                && poll.remote_blobs_at.is_none_or(|t| t.elapsed() >= every) =>
+                && (poll.remote_blobs_at.is_none_or(|t| t.elapsed() >= every)
+                    || snapshot.peers.iter().any(|p| {
+                        !p.info.is_operator()
+                            && !p.info.health.is_unreachable()
+                            && !poll.blobs_asked.contains(&p.info.node_id)
+                    })) =>
         {
             poll.remote_blobs_at = Some(std::time::Instant::now());
             let nodes: Vec<NodeId> = std::iter::once(&snapshot.this_node)
@@ -476,7 +494,11 @@ pub(crate) async fn refresh(client: &DeckClient) -> RefreshReport {
         blobs.extend(entries);
     }
     if client.config.remote_blobs.is_some() {
-        collect_remote_blobs(&mut poll);
+        let first = poll
+            .blob_reads
+            .as_ref()
+            .is_some_and(|(_, nodes)| nodes.iter().any(|n| !poll.blobs_asked.contains(n)));
+        collect_remote_blobs(&mut poll, first).await;
         for inventories in poll.remote_blobs.values() {
             for inventory in inventories {
                 let (fort, entries) = crate::blobs::from_inventory(inventory.clone());
