@@ -170,6 +170,7 @@ async fn run(n: usize) {
     let (refuted_before, _) = refuted(&members);
     let (dead_before, suspected_before) = sum(&members);
     let loss_before = net.stats();
+    let loss_split_before = split(&members);
     let mut backlog_max = 0;
     let mut backlog_sum = 0;
     let mut samples = 0;
@@ -184,6 +185,15 @@ async fn run(n: usize) {
         }
     }
     let loss_after = net.stats();
+    let loss_split_after = split(&members);
+    let [m, f, h, a] = std::array::from_fn(|i| {
+        loss_split_after[i].saturating_sub(loss_split_before[i]) as f64
+            / members.len() as f64
+            / window.as_secs_f64()
+    });
+    println!(
+        "n = {n}: at 20 % loss, bytes per node per second: membership {m:.0}, fold {f:.0}, handshakes {h:.0}, application {a:.0}"
+    );
     println!(
         "n = {n}: at 20 % loss: {:.1} datagrams/s and {:.0} B/s per node, gossip backlog mean {:.1}, max {backlog_max}",
         (loss_after.sent - loss_before.sent) as f64 / n as f64 / window.as_secs_f64(),

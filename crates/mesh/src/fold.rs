@@ -380,9 +380,32 @@ pub enum FoldMessage {
     /// The stamps the sender holds, asking for anything newer.
     Digest(Vec<(NodeId, u64, u64)>),
     /// A hash of the sender's digest ([`Fold::root`]): a receiver whose own
-    /// differs answers with its full digest. Steady-state anti-entropy costs
-    /// 32 bytes however big the cluster.
+    /// differs answers with its bucket hashes. Steady-state anti-entropy
+    /// costs 32 bytes however big the cluster.
     Root([u8; 32]),
+    /// The answer to a differing root: one short hash per bucket of node ids
+    /// ([`Fold::bucket_hashes`], [`FOLD_BUCKETS`] of them). The receiver
+    /// sends its stamps of the buckets that differ, so a cluster with a
+    /// summary or two in flight exchanges a few dozen stamps, not all n.
+    Buckets(Vec<[u8; 8]>),
+    /// The stamps the sender holds in `buckets`, asking for anything newer
+    /// there (summaries outside those buckets are not in question).
+    Partial {
+        /// Bucket numbers, each below [`FOLD_BUCKETS`].
+        buckets: Vec<u8>,
+        /// The sender's stamps of those buckets.
+        stamps: Vec<(NodeId, u64, u64)>,
+    },
+}
+
+/// How many buckets node ids are hashed in for anti-entropy
+/// ([`FoldMessage::Buckets`]); a node's bucket is the top six bits of its
+/// id (ids are hashes, so buckets fill evenly).
+pub const FOLD_BUCKETS: usize = 64;
+
+/// The anti-entropy bucket of `node` (see [`FOLD_BUCKETS`]).
+pub fn bucket_of(node: NodeId) -> u8 {
+    (node.0 >> 58) as u8
 }
 
 impl FoldMessage {
@@ -409,10 +432,20 @@ impl FoldMessage {
                 opened.push(signed.open().map_err(|e| e.to_string())?);
             }
         }
-        if let FoldMessage::Digest(list) = &message
+        if let FoldMessage::Digest(list) | FoldMessage::Partial { stamps: list, .. } = &message
             && list.len() > MAX_FOLD_NODES
         {
             return Err(format!("{} digest entries", list.len()));
+        }
+        if let FoldMessage::Buckets(hashes) = &message
+            && hashes.len() != FOLD_BUCKETS
+        {
+            return Err(format!("{} bucket hashes, not {FOLD_BUCKETS}", hashes.len()));
+        }
+        if let FoldMessage::Partial { buckets, .. } = &message
+            && (buckets.len() > FOLD_BUCKETS || buckets.iter().any(|b| *b as usize >= FOLD_BUCKETS))
+        {
+            return Err("bucket numbers out of range".into());
         }
         Ok((message, opened))
     }
@@ -510,6 +543,59 @@ impl Fold {
             hasher.update(&s.version.to_le_bytes());
         }
         *hasher.finalize().as_bytes()
+    }
+
+    /// One 8-byte hash per bucket ([`FOLD_BUCKETS`]) of the stamps held
+    /// there, in node order; all zeros for an empty bucket.
+    pub fn bucket_hashes(&self) -> Vec<[u8; 8]> {
+        let mut out = vec![[0u8; 8]; FOLD_BUCKETS];
+        let mut current: Option<(u8, blake3::Hasher)> = None;
+        // Summaries are in node order, and a bucket is a range of ids.
+        for s in self.iter() {
+            let bucket = bucket_of(s.node);
+            if current.as_ref().is_none_or(|(b, _)| *b != bucket) {
+                if let Some((b, h)) = current.take() {
+                    out[b as usize].copy_from_slice(&h.finalize().as_bytes()[..8]);
+                }
+                current = Some((bucket, blake3::Hasher::new()));
+            }
+            if let Some((_, h)) = &mut current {
+                h.update(&s.node.0.to_le_bytes());
+                h.update(&s.incarnation.to_le_bytes());
+                h.update(&s.version.to_le_bytes());
+            }
+        }
+        if let Some((b, h)) = current {
+            out[b as usize].copy_from_slice(&h.finalize().as_bytes()[..8]);
+        }
+        out
+    }
+
+    /// The buckets whose hashes differ between `theirs` and this fold's.
+    pub fn differing_buckets(&self, theirs: &[[u8; 8]]) -> Vec<u8> {
+        let mine = self.bucket_hashes();
+        (0..FOLD_BUCKETS).filter(|b| theirs.get(*b) != Some(&mine[*b])).map(|b| b as u8).collect()
+    }
+
+    /// [`Fold::digest`] of the summaries in `buckets` only.
+    pub fn partial_digest(&self, buckets: &[u8]) -> Vec<(NodeId, u64, u64)> {
+        self.iter()
+            .filter(|s| buckets.contains(&bucket_of(s.node)))
+            .map(|s| (s.node, s.incarnation, s.version))
+            .collect()
+    }
+
+    /// [`Fold::newer_than`] within `buckets`: summaries there that `digest`
+    /// lacks or holds older.
+    pub fn newer_in(&self, buckets: &[u8], digest: &[(NodeId, u64, u64)]) -> Vec<SignedSummary> {
+        let theirs: BTreeMap<NodeId, (u64, u64)> =
+            digest.iter().map(|(n, i, v)| (*n, (*i, *v))).collect();
+        self.summaries
+            .values()
+            .filter(|s| buckets.contains(&bucket_of(s.summary.node)))
+            .filter(|s| theirs.get(&s.summary.node).is_none_or(|stamp| s.stamp() > *stamp))
+            .map(|s| s.signed.clone())
+            .collect()
     }
 
     /// Summaries newer than what `digest` lists (or missing from it), signed

@@ -167,6 +167,10 @@ struct State {
     /// much, not a whole redial interval), then every redial interval.
     seed_dials: u32,
     probe_seq: u64,
+    /// When the next sweep over every peer runs (idle sessions, the session
+    /// cap, peers without sessions, stale fragments): once a second rather
+    /// than every tick, since it costs O(n).
+    next_sweep: Option<Instant>,
 }
 
 /// A member this node has (or recently had) a session with.

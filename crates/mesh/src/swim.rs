@@ -198,6 +198,14 @@ pub(crate) struct Swim {
     own: SignedAlive,
     timing: SwimTiming,
     members: HashMap<NodeId, Member>,
+    /// How many of `members` are live (alive or suspect), kept as states
+    /// change so the cluster size costs nothing to read.
+    live: usize,
+    /// The members in the Suspect state, so timers need not scan the table.
+    suspects: std::collections::BTreeSet<NodeId>,
+    /// False while a joiner applies the member list a push-pull handed it:
+    /// those updates are not queued for gossip (see `SwimMsg::Sync`).
+    spreading: bool,
     order: Vec<NodeId>,
     order_pos: usize,
     probe: Option<Probe>,
@@ -250,6 +258,9 @@ impl Swim {
             own,
             timing,
             members: HashMap::new(),
+            live: 0,
+            suspects: std::collections::BTreeSet::new(),
+            spreading: true,
             order: Vec::new(),
             order_pos: 0,
             probe: None,
@@ -292,7 +303,8 @@ impl Swim {
 
     /// Members not dead or left, excluding this node.
     pub(crate) fn live_count(&self) -> usize {
-        self.members.values().filter(|m| m.is_live()).count()
+        debug_assert_eq!(self.live, self.members.values().filter(|m| m.is_live()).count());
+        self.live
     }
 
     /// Lifeguard's local health multiplier (0 = healthy).
@@ -354,12 +366,24 @@ impl Swim {
             return;
         }
         let from = m.state;
+        let was_live = m.is_live();
         m.state = to;
         m.since = now;
         if to != MemberState::Suspect {
             m.suspicion = None;
         }
-        self.events.push(Event { node, addr: m.alive.body.addr, from: Some(from), to });
+        let (is_live, addr) = (m.is_live(), m.alive.body.addr);
+        if to == MemberState::Suspect {
+            self.suspects.insert(node);
+        } else {
+            self.suspects.remove(&node);
+        }
+        match (was_live, is_live) {
+            (true, false) => self.live -= 1,
+            (false, true) => self.live += 1,
+            _ => {}
+        }
+        self.events.push(Event { node, addr, from: Some(from), to });
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -431,7 +455,14 @@ impl Swim {
             }
             SwimMsg::Gossip { updates } => self.apply_all(from, updates, now, now_ms),
             SwimMsg::Sync { stage, digest, updates } => {
+                // A joiner takes in the member list it is handed without
+                // passing each record on: the members already have them, and
+                // n joiners re-gossiping n records each was a boot storm
+                // (minutes of backlog at 512). Once synced, what a push-pull
+                // teaches (a healed partition) is spread as news.
+                self.spreading = self.synced;
                 self.apply_all(from, updates, now, now_ms);
+                self.spreading = true;
                 if stage == 1 && !self.synced {
                     self.sync_pending = Some(digest.iter().map(|d| d.node).collect());
                 }
@@ -558,7 +589,8 @@ impl Swim {
         let mut expired: Vec<(NodeId, u64)> = Vec::new();
         let mut checks: Vec<(NodeId, Update)> = Vec::new();
         let n = self.n();
-        for m in self.members.values_mut() {
+        for node in &self.suspects {
+            let Some(m) = self.members.get_mut(node) else { continue };
             if m.state != MemberState::Suspect {
                 continue;
             }
@@ -647,7 +679,8 @@ impl Swim {
     fn retell_suspects(&mut self, now: Instant, out: &mut Out) {
         let me = self.me;
         let every = self.timing.probe_interval;
-        for m in self.members.values_mut() {
+        for node in &self.suspects {
+            let Some(m) = self.members.get_mut(node) else { continue };
             if m.state != MemberState::Suspect {
                 continue;
             }

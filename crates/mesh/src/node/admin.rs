@@ -208,7 +208,7 @@ impl Inner {
             ));
         }
         if command.class() == CommandClass::Ice {
-            let snapshot = self.snapshot.borrow().clone();
+            let snapshot = self.fresh_snapshot();
             let expected = simulate(&snapshot, &command).digest(&command);
             if envelope.body.blast_radius != Some(expected) {
                 return Err((

@@ -44,7 +44,7 @@ impl MeshHandle {
 
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<MeshSnapshot> {
-        self.inner.snapshot.borrow().clone()
+        self.inner.fresh_snapshot()
     }
 
     /// See [`MeshNode::subscribe`].

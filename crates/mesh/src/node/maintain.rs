@@ -11,6 +11,8 @@ use crate::swim::{Event, Member, MemberState, Refusal};
 const MAX_OPEN_SESSIONS: usize = 1024;
 /// A session nothing arrived on for this many probe rounds is closed.
 const SESSION_IDLE_ROUNDS: u32 = 600;
+/// How often the O(n) sweep over sessions and peers runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Bytes of frames queued for one member while its session is being opened.
 const DIAL_QUEUE_BYTES: usize = 256 * 1024;
 /// Members being dialled at once, at most.
@@ -319,8 +321,17 @@ impl Inner {
         let mut redial = Vec::new();
         let mut goodbyes = Vec::new();
         let dial_seeds;
-        let members: std::collections::HashSet<NodeId> =
-            self.swim.lock().members().map(|m| m.alive.body.node).collect();
+        let sweep = {
+            let mut state = self.state.lock();
+            let due = state.next_sweep.is_none_or(|t| now >= t);
+            if due {
+                state.next_sweep = Some(now + SWEEP_EVERY);
+            }
+            due
+        };
+        // Lock order is swim before state, so the member set is read first.
+        let members: Option<std::collections::HashSet<NodeId>> =
+            sweep.then(|| self.swim.lock().members().map(|m| m.alive.body.node).collect());
         {
             let mut state = self.state.lock();
             dial_seeds = !state.seeds.is_empty() && state.next_seed_dial.is_none_or(|t| now >= t);
@@ -360,49 +371,54 @@ impl Inner {
 
             // Sessions: older duplicates that went quiet, idle ones, and the
             // least recently heard past the cap.
-            let idle_us = (timing.probe_interval * SESSION_IDLE_ROUNDS).as_micros() as u64;
-            let mut open: Vec<(u64, NodeId)> = Vec::new();
-            let mut empty = Vec::new();
-            for (id, peer) in state.peers.iter_mut() {
-                let newest = peer.sessions.last().map(|s| s.local_idx);
-                let quiet = timing.unreachable_after.as_micros() as u64;
-                peer.sessions.retain(|s| {
-                    let silent = now_us.saturating_sub(s.last_recv_us.load(Ordering::Relaxed));
-                    let keep =
-                        if Some(s.local_idx) == newest { silent < idle_us } else { silent < quiet };
-                    if !keep {
-                        expired_sessions.push(s.local_idx);
-                        if Some(s.local_idx) == newest {
-                            goodbyes.push(s.clone());
-                        }
-                    }
-                    keep
-                });
-                match peer.sessions.last() {
-                    Some(s) => open.push((s.last_recv_us.load(Ordering::Relaxed), *id)),
-                    None => empty.push(*id),
-                }
-            }
-            if open.len() > MAX_OPEN_SESSIONS {
-                open.sort_unstable();
-                for (_, id) in &open[..open.len() - MAX_OPEN_SESSIONS] {
-                    if let Some(peer) = state.peers.get_mut(id) {
-                        for s in peer.sessions.drain(..) {
+            if let Some(members) = &members {
+                let idle_us = (timing.probe_interval * SESSION_IDLE_ROUNDS).as_micros() as u64;
+                let mut open: Vec<(u64, NodeId)> = Vec::new();
+                let mut empty = Vec::new();
+                for (id, peer) in state.peers.iter_mut() {
+                    let newest = peer.sessions.last().map(|s| s.local_idx);
+                    let quiet = timing.unreachable_after.as_micros() as u64;
+                    peer.sessions.retain(|s| {
+                        let silent = now_us.saturating_sub(s.last_recv_us.load(Ordering::Relaxed));
+                        let keep = if Some(s.local_idx) == newest {
+                            silent < idle_us
+                        } else {
+                            silent < quiet
+                        };
+                        if !keep {
                             expired_sessions.push(s.local_idx);
-                            goodbyes.push(s);
+                            if Some(s.local_idx) == newest {
+                                goodbyes.push(s.clone());
+                            }
                         }
-                        empty.push(*id);
+                        keep
+                    });
+                    match peer.sessions.last() {
+                        Some(s) => open.push((s.last_recv_us.load(Ordering::Relaxed), *id)),
+                        None => empty.push(*id),
                     }
                 }
-            }
-            // A peer without sessions keeps its RTT history while it is a
-            // member; the entry goes when the member is forgotten. (Lock
-            // order is swim before state, so the member set was read first.)
-            state.peers.retain(|id, p| !p.sessions.is_empty() || members.contains(id));
-            if !empty.is_empty() {
-                let mut routes = self.routes.write();
-                for id in &empty {
-                    routes.remove(id);
+                if open.len() > MAX_OPEN_SESSIONS {
+                    open.sort_unstable();
+                    for (_, id) in &open[..open.len() - MAX_OPEN_SESSIONS] {
+                        if let Some(peer) = state.peers.get_mut(id) {
+                            for s in peer.sessions.drain(..) {
+                                expired_sessions.push(s.local_idx);
+                                goodbyes.push(s);
+                            }
+                            empty.push(*id);
+                        }
+                    }
+                }
+                // A peer without sessions keeps its RTT history while it is a
+                // member; the entry goes when the member is forgotten. (Lock
+                // order is swim before state, so the member set was read first.)
+                state.peers.retain(|id, p| !p.sessions.is_empty() || members.contains(id));
+                if !empty.is_empty() {
+                    let mut routes = self.routes.write();
+                    for id in &empty {
+                        routes.remove(id);
+                    }
                 }
             }
 
@@ -482,6 +498,9 @@ impl Inner {
                 }
             }
             self.send_swim_now(out);
+        }
+        if !sweep {
+            return;
         }
         // Incomplete fragmented messages past their timeout.
         let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();

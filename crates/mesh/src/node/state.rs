@@ -6,7 +6,7 @@
 //! something changed (at most once per tick). A second small task drains the log
 //! queue into the ring in batches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::*;
 use crate::daemon::{DaemonControl, DaemonSlot, PendingLine};
@@ -15,7 +15,7 @@ use crate::fold::{
     VerifiedSummary,
 };
 use crate::logs::{FailureRecord, LogEntry, Ring, sanitize};
-use crate::snapshot::{RingStats, SnapshotInput, ThisNode};
+use crate::snapshot::{MeshSnapshot, RingStats, SnapshotInput, ThisNode};
 
 /// The state task's tick.
 pub(super) const STATE_TICK: Duration = Duration::from_millis(50);
@@ -328,7 +328,7 @@ impl Inner {
     /// the moment it was first seen down: a node whose summary had been quiet for
     /// a long time still shows its daemons (as unreachable) for `forget_after`.
     fn forget_dead_summaries(&self, now: Instant) {
-        let live: Vec<NodeId> = self.live_peers();
+        let live: std::collections::HashSet<NodeId> = self.live_peers().into_iter().collect();
         let forget_after = self.config.timing.forget_after;
         let mut fs = self.fold.lock();
         let FoldState { fold, applied_at, down_since, .. } = &mut *fs;
@@ -367,7 +367,32 @@ impl Inner {
         }
     }
 
+    /// Whether anyone holds a receiver of the snapshot channel: only then is
+    /// the snapshot rebuilt as things change. Otherwise it is rebuilt when
+    /// read ([`Inner::fresh_snapshot`]): a node nobody watches does not pay
+    /// an O(n) rebuild for every summary that arrives.
+    fn watched(&self) -> bool {
+        self.snapshot.receiver_count() > 0
+    }
+
+    /// The snapshot, rebuilt first when nobody keeps it current and it is
+    /// stale (something changed, or it is older than a second).
+    pub(crate) fn fresh_snapshot(&self) -> Arc<MeshSnapshot> {
+        if !self.watched() {
+            let old =
+                self.fold.lock().last_rebuild.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            let logs_moved = std::mem::take(&mut self.rings.lock().logs_changed);
+            if self.dirty.swap(false, Ordering::AcqRel) || logs_moved || old {
+                self.rebuild_snapshot();
+            }
+        }
+        self.snapshot.borrow().clone()
+    }
+
     fn maybe_rebuild(&self, now: Instant) {
+        if !self.watched() {
+            return;
+        }
         let peers_moved = {
             let mut fs = self.fold.lock();
             let forced = fs.next_forced_rebuild.is_none_or(|t| now >= t);
@@ -541,7 +566,7 @@ impl Inner {
                         now.saturating_duration_since(t) < Duration::from_millis(10)
                     })
                 };
-                if !recent && self.dirty.swap(false, Ordering::AcqRel) {
+                if !recent && self.watched() && self.dirty.swap(false, Ordering::AcqRel) {
                     self.rebuild_snapshot();
                 }
                 if !news.is_empty() {
@@ -553,26 +578,56 @@ impl Inner {
                 }
             }
             FoldMessage::Root(theirs) => {
-                let (mine, digest) = {
+                let buckets = {
                     let fs = self.fold.lock();
-                    (fs.fold.root(), fs.fold.digest())
+                    (fs.fold.root() != theirs).then(|| fs.fold.bucket_hashes())
                 };
-                if mine != theirs {
-                    let bytes = FoldMessage::Digest(digest).encode();
+                if let Some(buckets) = buckets {
+                    let bytes = FoldMessage::Buckets(buckets).encode();
                     let handle = MeshHandle { inner: self.clone() };
-                    handle.send_soon(message.from, FOLD_KIND, bytes.clone());
+                    handle.send_soon(message.from, FOLD_KIND, bytes);
+                }
+            }
+            FoldMessage::Buckets(theirs) => {
+                let partial = {
+                    let fs = self.fold.lock();
+                    let buckets = fs.fold.differing_buckets(&theirs);
+                    (!buckets.is_empty()).then(|| {
+                        let stamps = fs.fold.partial_digest(&buckets);
+                        FoldMessage::Partial { buckets, stamps }
+                    })
+                };
+                if let Some(partial) = partial {
+                    let handle = MeshHandle { inner: self.clone() };
+                    handle.send_soon(message.from, FOLD_KIND, partial.encode());
+                }
+            }
+            FoldMessage::Partial { buckets, stamps: theirs } => {
+                let (newer, they_have_newer) = {
+                    let fs = self.fold.lock();
+                    let newer = fs.fold.newer_in(&buckets, &theirs);
+                    (newer, self.has_older(&fs.fold, &theirs))
+                };
+                let handle = MeshHandle { inner: self.clone() };
+                if !newer.is_empty() {
+                    handle.send_soon(
+                        message.from,
+                        FOLD_KIND,
+                        FoldMessage::Summaries(newer).encode(),
+                    );
+                }
+                if they_have_newer {
+                    // Pull: our stamps of those buckets make them send what we lack.
+                    let stamps = self.fold.lock().fold.partial_digest(&buckets);
+                    let bytes = FoldMessage::Partial { buckets, stamps }.encode();
+                    handle.send_soon(message.from, FOLD_KIND, bytes);
                 }
             }
             FoldMessage::Digest(theirs) => {
                 let (newer, they_have_newer) = {
                     let fs = self.fold.lock();
                     let newer = fs.fold.newer_than(&theirs);
-                    let mine: BTreeMap<NodeId, (u64, u64)> =
-                        fs.fold.iter().map(|s| (s.node, s.stamp())).collect();
-                    let they_have_newer = theirs.iter().any(|(n, i, v)| {
-                        *n != self.node_id && mine.get(n).is_none_or(|stamp| (*i, *v) > *stamp)
-                    });
-                    (newer, they_have_newer)
+                    (newer, self.has_older(&fs.fold, &theirs))
                 };
                 let handle = MeshHandle { inner: self.clone() };
                 if !newer.is_empty() {
@@ -586,6 +641,14 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Whether a peer's stamps list a summary newer than this fold's copy
+    /// (or one it lacks), other than this node's own.
+    fn has_older(&self, fold: &crate::fold::Fold, theirs: &[(NodeId, u64, u64)]) -> bool {
+        theirs.iter().any(|(n, i, v)| {
+            *n != self.node_id && fold.get(*n).is_none_or(|s| (*i, *v) > s.stamp())
+        })
     }
 
     /// Registers a daemon slot; errors on a duplicate id.

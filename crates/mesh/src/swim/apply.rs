@@ -99,6 +99,7 @@ impl Swim {
         match self.members.get_mut(&node) {
             None => {
                 let addr = record.body.addr;
+                self.live += 1;
                 self.members.insert(
                     node,
                     Member {

@@ -24,6 +24,9 @@ impl Swim {
     /// refutes (other kinds are always urgent).
     pub(super) fn enqueue(&mut self, update: Update, urgent: bool) {
         let node = update.node();
+        if !self.spreading && node != self.me {
+            return;
+        }
         // One update per member in flight, except that suspicions by distinct
         // nodes travel side by side (each is a confirmation), and that a
         // suspicion or death never displaces the signed record of the same

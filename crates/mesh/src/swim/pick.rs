@@ -12,17 +12,43 @@ impl Swim {
         except: &[NodeId],
         prefer: &dyn Fn(NodeId) -> bool,
     ) -> Vec<NodeId> {
+        // Random draws from the probe order first, of members with a
+        // session only: O(count) when most members are live and connected,
+        // instead of a scan of the whole table for every gossip round.
+        let mut out = Vec::with_capacity(count);
+        if count < self.live && !self.order.is_empty() {
+            for _ in 0..count * 32 {
+                if out.len() >= count {
+                    return out;
+                }
+                let node = self.order[self.rng.below(self.order.len())];
+                if !out.contains(&node)
+                    && !except.contains(&node)
+                    && self.members.get(&node).is_some_and(Member::is_live)
+                    && prefer(node)
+                {
+                    out.push(node);
+                }
+            }
+            if out.len() >= count {
+                return out;
+            }
+        }
+        // Few members, few live or few connected ones: the whole table.
         let mut live: Vec<NodeId> = self
             .members
             .values()
-            .filter(|m| m.is_live() && !except.contains(&m.alive.body.node))
+            .filter(|m| {
+                m.is_live()
+                    && !except.contains(&m.alive.body.node)
+                    && !out.contains(&m.alive.body.node)
+            })
             .map(|m| m.alive.body.node)
             .collect();
         live.sort_unstable();
         // Members we already have a session with first: no handshake needed.
         let (mut near, mut far): (Vec<NodeId>, Vec<NodeId>) =
             live.into_iter().partition(|n| prefer(*n));
-        let mut out = Vec::new();
         for pool in [&mut near, &mut far] {
             while out.len() < count && !pool.is_empty() {
                 let i = self.rng.below(pool.len());
